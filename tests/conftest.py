@@ -1,4 +1,4 @@
-"""Shared fixtures: where the benchmark data lives (never copied into the repo)."""
+"""Shared test fixtures: the benchmark data folder (../shared/data beside the checkout)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,27 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# tiny test tensors gain nothing from intra-op threads, and threads spin badly when the cores are shared
+torch.set_num_threads(1)
 
 
-def find_data_dir() -> Path | None:
-    """../shared/data next to the checkout, else $NASDIP_DATA, else /work/shared/data; None if none exists."""
-    candidates = [Path(__file__).resolve().parents[1] / ".." / "shared" / "data"]
-    if os.environ.get("NASDIP_DATA"):
-        candidates.append(Path(os.environ["NASDIP_DATA"]))
-    candidates.append(Path("/work/shared/data"))
+def _data_dir() -> Path | None:
+    candidates = [
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "data",
+        Path(os.environ.get("NASDIP_DATA", "/nonexistent")),
+        Path("/work/shared/data"),
+    ]
     for c in candidates:
-        if c.is_dir():
+        if (c / "SOURCES.md").is_file():
             return c.resolve()
     return None
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    d = find_data_dir()
+    d = _data_dir()
     if d is None:
-        pytest.skip("benchmark data not found (../shared/data, $NASDIP_DATA or /work/shared/data)")
+        pytest.skip("benchmark data (../shared/data) not found")
     return d
