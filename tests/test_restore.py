@@ -322,3 +322,16 @@ def test_progress_bar_shows_and_silences(capsys):
     DIPRestorer(tiny(), iterations=3, progress=False).restore(img, ground_truth=gt)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_sidecar_is_standard_json_even_after_a_nan(tmp_path):
+    def no_nan(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    ckpt = tmp_path / "n.safetensors"
+    res = DIPRestorer(tiny(), iterations=5, progress=False).restore(_img(3), _Faulty({3}, "nan"), checkpoint=ckpt)
+    meta = json.loads((tmp_path / "n.safetensors.json").read_text(), parse_constant=no_nan)
+    assert meta["state"]["losses"][2] is None and meta["state"]["rollbacks"] == res.rollbacks == 1
+    # and resuming that finished run restores the NaN of the record
+    again = DIPRestorer(tiny(), iterations=5, progress=False).restore(_img(3), _Faulty(set(), "nan"), checkpoint=ckpt)
+    assert math.isnan(again.losses[2]) and again.rollbacks == 1
