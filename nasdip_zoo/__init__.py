@@ -12,6 +12,9 @@ from .network import NASDIPNet, build_nasdip, count_parameters
 from .space import Decision, SearchSpace
 from .zoo import Card, DIPSettings, get_card, get_genotype, list_genotypes
 
+from . import hub  # registers the local-dir: and hf-hub: references (imports huggingface_hub only when used)
+from .hub import from_pretrained, push_to_hub, save_pretrained
+
 __all__ = [
     "Backbone",
     "Card",
@@ -24,8 +27,11 @@ __all__ = [
     "UpsamplingCell",
     "build_nasdip",
     "count_parameters",
+    "from_pretrained",
     "get_card",
     "get_genotype",
     "list_genotypes",
+    "push_to_hub",
+    "save_pretrained",
     "upsampling_cell",
 ]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import __version__
+from . import __version__, hub
 
 
 class UsageError(Exception):
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("genotypes", help="list the zoo's genotypes (name, task, cell, connections, parameters, t*)")
     p.add_argument("--task", choices=["sr", "denoise", "inpaint"], help="only genotypes with settings for this task")
     p.set_defaults(func=_cmd_genotypes)
+    hub.add_parser(sub)
     return parser
 
 
