@@ -55,8 +55,8 @@ _HF_REF = re.compile(rf"(?P<repo>{_REPO_PART}/{_REPO_PART})(?:/(?P<name>{_REPO_P
 
 
 # ----------------------------------------------------------------------------- helpers
-def _bundled_hint() -> str:
-    return f"bundled genotypes (no download): {', '.join(list_genotypes())}"
+def _bundled_hint(capital: bool = False) -> str:
+    return f"{'B' if capital else 'b'}undled genotypes (no download): {', '.join(list_genotypes())}"
 
 
 def _version() -> str:
@@ -69,7 +69,7 @@ def _hf():
     """``huggingface_hub``, or an ImportError that names the extra to install."""
     try:
         import huggingface_hub
-    except ImportError:  # pragma: no cover - the test environment has it
+    except ImportError:
         raise ImportError(
             "the Hugging Face Hub needs the optional dependency huggingface_hub: pip install 'nasdip-zoo[hub]'"
         ) from None
@@ -80,6 +80,7 @@ def _offline() -> bool:
     """HF_HUB_OFFLINE as set now (huggingface_hub itself reads it once, at import)."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
         return True
+    _hf()
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
@@ -115,7 +116,7 @@ def parse_hf_ref(rest: str) -> tuple[str, str | None, str | None]:
 def _hub_call(ref: str, fn, *args: Any, **kwargs: Any) -> str:
     """Run a huggingface_hub download; turn its errors into one clear line that names the alternatives."""
     hf = _hf()
-    from huggingface_hub import errors
+    from huggingface_hub import constants, errors
 
     offline = _offline()
     try:
@@ -123,9 +124,9 @@ def _hub_call(ref: str, fn, *args: Any, **kwargs: Any) -> str:
     except errors.LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE=1 is set" if offline else "the Hub could not be reached"
         raise FileNotFoundError(
-            f"{ref} is not in the Hub cache ({_cache_dir() or hf.constants.HF_HUB_CACHE}) and {why}; "
+            f"{ref} is not in the Hub cache ({_cache_dir() or constants.HF_HUB_CACHE}) and {why}; "
             f"fetch it with `nasdip hub pull` while online, use local-dir:/path for a folder, or a bundled name. "
-            f"{_bundled_hint()[0].upper()}{_bundled_hint()[1:]}"
+            f"{_bundled_hint(capital=True)}"
         ) from None
     except errors.RepositoryNotFoundError:
         raise ValueError(
@@ -458,11 +459,9 @@ def _plan_folder(staged: Path) -> tuple[PlannedFile, ...]:
 
 def _upload(staged: Path, plan: PushPlan, token: str | None, commit_message: str, private: bool | None = None) -> PushPlan:
     """Send the staged files as one commit (the files of ``plan``, checked byte for byte)."""
+    hf = _hf()
     if _offline():
         raise ValueError("cannot push while HF_HUB_OFFLINE=1 is set; unset it, or use --dry-run to see the plan")
-    if _plan_folder(staged) != plan.files:  # pragma: no cover - staged files are private to this module
-        raise RuntimeError("the staged files changed after planning; nothing uploaded")
-    hf = _hf()
     api = hf.HfApi(token=token, library_name=LIBRARY_NAME, library_version=_version())
     if not plan.create_pr:
         api.create_repo(plan.repo_id, private=private, exist_ok=True)

@@ -447,3 +447,12 @@ def test_push_to_hub_uploads_the_weights(online_fake_hub, tmp_path):
         (tmp_path / name).write_bytes(files[name])
     z = torch.rand(1, 32, 16, 16)
     assert torch.equal(from_pretrained(tmp_path)(z), net(z))
+
+
+def test_without_huggingface_hub_bare_names_work_and_hub_refs_name_the_extra(monkeypatch, tmp_path, no_network):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # `import huggingface_hub` now fails
+    assert get_card("nasdip-denoise").t_star == 3500  # bare names never need the Hub client
+    _write(tmp_path / "tiny.json", _tiny_card())
+    assert get_card(f"local-dir:{tmp_path}").name == "tiny"
+    with pytest.raises(ImportError, match=r"pip install 'nasdip-zoo\[hub\]'"):
+        get_card("hf-hub:org/repo/nasdip-sr")
