@@ -516,10 +516,20 @@ def pull(repo_id: str, revision: str | None = None, local_dir: str | os.PathLike
     ref = repo_id if repo_id.startswith("hf-hub:") else f"hf-hub:{repo_id}"
     repo_id = _check_repo_id(repo_id)
     hf = _hf()
-    kwargs: dict[str, Any] = {"revision": revision}
-    if local_dir is not None:
-        kwargs["local_dir"] = str(local_dir)
-    return Path(_hub_call(ref, hf.snapshot_download, repo_id, **kwargs))
+    if local_dir is not None and not _offline():
+        return Path(_hub_call(ref, hf.snapshot_download, repo_id, revision=revision, local_dir=str(local_dir)))
+    cached = Path(_hub_call(ref, hf.snapshot_download, repo_id, revision=revision))
+    if local_dir is None:
+        return cached
+    # offline, the client reads only local_dir itself: copy the cached snapshot there instead
+    out = Path(local_dir)
+    for src in sorted(p for p in cached.rglob("*") if p.is_file()):
+        dst = out / src.relative_to(cached)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+        shutil.copyfile(src, tmp)  # follows the cache's symlinks into blobs/
+        os.replace(tmp, dst)
+    return out
 
 
 # ----------------------------------------------------------------------------- trained weights

@@ -456,3 +456,50 @@ def test_without_huggingface_hub_bare_names_work_and_hub_refs_name_the_extra(mon
     assert get_card(f"local-dir:{tmp_path}").name == "tiny"
     with pytest.raises(ImportError, match=r"pip install 'nasdip-zoo\[hub\]'"):
         get_card("hf-hub:org/repo/nasdip-sr")
+
+
+def test_pull_into_a_folder_offline_copies_the_cached_snapshot(hf_cache, tmp_path):
+    card = json.dumps(_tiny_card()).encode()
+    _cache_repo(hf_cache, "org/zoo", {"tiny.json": card, "README.md": b"# r"})
+    out = hub.pull("hf-hub:org/zoo", local_dir=tmp_path / "copy")
+    assert out == tmp_path / "copy" and (out / "tiny.json").read_bytes() == card and not (out / "tiny.json").is_symlink()
+    assert get_card(f"local-dir:{out}/tiny").name == "tiny"
+
+
+def _http_error(cls):
+    httpx = pytest.importorskip("httpx2" if "httpx2" in sys.modules else "httpx")
+    response = httpx.Response(404, request=httpx.Request("GET", "https://huggingface.co/api/models/org/x"))
+    return cls("404", response=response)
+
+
+def test_online_lookups_send_the_library_and_map_hub_errors(monkeypatch, tmp_path, no_network):
+    from huggingface_hub import errors
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    calls, raising = [], {}
+    card = _write(tmp_path / "snap" / "tiny.json", _tiny_card())
+
+    def fake_download(repo_id, filename, **kwargs):
+        calls.append((repo_id, filename, kwargs))
+        if raising:
+            raise raising["error"]
+        return str(card)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    assert get_card("hf-hub:org/zoo/tiny@v1").name == "tiny"
+    repo_id, filename, kwargs = calls[0]
+    assert (repo_id, filename, kwargs["revision"], kwargs["local_files_only"]) == ("org/zoo", "tiny.json", "v1", False)
+    assert kwargs["library_name"] == "nasdip-zoo" and kwargs["library_version"] == nasdip_zoo.__version__
+    for cls, kind, pattern in [
+        (errors.RepositoryNotFoundError, ValueError, "no such Hub model repository.*hf auth login.*nasdip-sr"),
+        (errors.RevisionNotFoundError, ValueError, "no such revision.*nasdip-sr"),
+        (errors.RemoteEntryNotFoundError, FileNotFoundError, "has no such file.*nasdip-sr"),
+        (errors.HfHubHTTPError, ValueError, "the Hub answered 404.*nasdip-sr"),
+    ]:
+        raising["error"] = _http_error(cls)
+        with pytest.raises(kind, match=pattern):
+            get_card("hf-hub:org/zoo/tiny")
+    raising["error"] = errors.LocalEntryNotFoundError("no connection")
+    with pytest.raises(FileNotFoundError, match="not in the Hub cache .* and the Hub could not be reached"):
+        get_card("hf-hub:org/zoo/tiny")
