@@ -16,6 +16,7 @@ import pytest
 import torch
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
+import huggingface_hub.constants  # noqa: E402  (a lazy submodule: import it so monkeypatch can reach it)
 
 import nasdip_zoo
 from nasdip_zoo import NASDIPNet, build_nasdip, get_card, get_genotype
@@ -261,6 +262,7 @@ def test_hf_hub_card_with_unknown_schema_version(hf_cache):
 
 @pytest.mark.parametrize("ref", ["hf-hub:org/not-cached", "hf-hub:org/not-cached/nasdip-sr@v1"])
 def test_offline_miss_is_immediate(hf_cache, ref):
+    huggingface_hub.hf_hub_download, huggingface_hub.snapshot_download  # the client's lazy import is not the miss
     start = time.perf_counter()
     with pytest.raises(FileNotFoundError) as err:
         get_card(ref)
@@ -503,3 +505,14 @@ def test_online_lookups_send_the_library_and_map_hub_errors(monkeypatch, tmp_pat
     raising["error"] = errors.LocalEntryNotFoundError("no connection")
     with pytest.raises(FileNotFoundError, match="not in the Hub cache .* and the Hub could not be reached"):
         get_card("hf-hub:org/zoo/tiny")
+
+
+def test_the_restorer_accepts_hub_references(hf_cache, tmp_path):
+    restore = pytest.importorskip("nasdip_zoo.restore", reason="DIPRestorer lands with the restore branch")
+    _cache_repo(hf_cache, "org/zoo", {"tiny.json": json.dumps(_tiny_card()).encode()})
+    _write(tmp_path / "tiny.json", _tiny_card())
+    for ref in ("hf-hub:org/zoo/tiny", f"local-dir:{tmp_path}"):
+        restorer = restore.DIPRestorer(ref, device="cpu", progress=False)
+        assert restorer.card.name == "tiny" and restorer.genotype.backbone.channels == 8
+    with pytest.raises(ValueError, match="write 'hf-hub:org/zoo'"):
+        restore.DIPRestorer("org/zoo", device="cpu", progress=False)
