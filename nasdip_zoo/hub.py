@@ -21,13 +21,13 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .genotype import SCHEMA_VERSION, Genotype, check_schema_version, dumps_json
+from .genotype import SCHEMA_VERSION, Genotype, check_schema_version, write_json_atomic
 from .network import NASDIPNet, build_nasdip, count_parameters
-from .zoo import TASKS, Card, _card_from_file, get_card, list_genotypes, register_scheme
+from .zoo import TASKS, Card, _card_from_file, list_genotypes, register_scheme
 
 __all__ = [
     "LIBRARY_NAME",
@@ -484,8 +484,8 @@ def _check_repo_id(repo_id: str) -> str:
 
 
 def push_genotypes(
-    folder: str | os.PathLike[str] = "genotypes",
-    repo_id: str = "",
+    folder: str | os.PathLike[str],
+    repo_id: str,
     revision: str | None = None,
     create_pr: bool = False,
     dry_run: bool = False,
@@ -574,8 +574,6 @@ def save_pretrained(
     finally:
         if tmp.exists():
             tmp.unlink()
-    from .genotype import write_json_atomic
-
     write_json_atomic(out / CONFIG_NAME, _network_config(model, trained, training))
     return out
 

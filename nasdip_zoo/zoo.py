@@ -213,7 +213,10 @@ def get_card(ref: str | os.PathLike[str] | Card) -> Card:
     p = Path(text)
     if p.suffix == ".json" or os.sep in text or "/" in text:
         if p.is_file():
-            return _card_from_file(p)
+            try:
+                return _card_from_file(p)
+            except ValueError as e:
+                raise ValueError(f"{e}. Bundled genotypes: {', '.join(bundled)}") from None
         if p.is_dir():
             raise ValueError(f"genotype {text!r} is a folder; load a card from it as 'local-dir:{text}'")
         if p.suffix != ".json" and _REPO_LIKE.fullmatch(text):

@@ -217,9 +217,14 @@ def test_bare_name_with_a_slash_suggests_hf_hub(tmp_path):
         get_card("org/repo/nasdip-sr@v1")
     with pytest.raises(ValueError, match=r"write 'hf-hub:org/weights'"):
         from_pretrained("org/weights")
-    # paths that exist keep working
+    # paths that exist keep working; a bad or missing file names the bundled genotypes too
     path = _write(tmp_path / "sub" / "tiny.json", _tiny_card())
     assert get_card(str(path)).name == "tiny"
+    future = _write(tmp_path / "sub" / "future.json", _tiny_card("future", schema_version=2))
+    with pytest.raises(ValueError, match="schema_version=2 is not supported.*Bundled genotypes: dip-skip"):
+        get_card(str(future))
+    with pytest.raises(ValueError, match="no such file.*bundled: dip-skip"):
+        build_nasdip(str(tmp_path / "sub" / "missing.json"))
     with pytest.raises(ValueError, match="is a folder; load a card from it as 'local-dir:"):
         get_card(str(tmp_path / "sub"))
 
