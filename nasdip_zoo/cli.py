@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from . import __version__
+from . import __version__, hub
 
 # the demo: nasdip-denoise's architecture at width 32 on the bundled 96x96 image, sized to take
 # about a minute on one CPU core (measured numbers are in the README's "Restoring images"); one
@@ -216,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("genotypes", help="list the zoo's genotypes (name, task, cell, connections, parameters, t*)")
     p.add_argument("--task", choices=["sr", "denoise", "inpaint"], help="only genotypes with settings for this task")
     p.set_defaults(func=_cmd_genotypes)
+    hub.add_parser(sub)
 
     def common(q: argparse.ArgumentParser, device: str = "auto", threads: str = "torch's choice") -> None:
         q.add_argument("--seed", type=int, default=0, help="seed of the input noise and the network (default 0)")
