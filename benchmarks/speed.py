@@ -42,7 +42,7 @@ from nasdip_zoo.genotype import write_json_atomic  # noqa: E402
 
 GENOTYPES = ("nasdip-sr", "nasdip-denoise", "nasdip-inpaint", "dip-skip")
 TASK_OF = {"nasdip-sr": "sr", "nasdip-denoise": "denoise", "nasdip-inpaint": "inpaint", "dip-skip": "denoise"}
-CPU_VARIANTS = ("eager", "cl", "compile", "cl+compile", "foreach", "fused", "sync25", "compile+sync25", "auto")
+CPU_VARIANTS = ("eager", "cl", "foreach", "fused", "sync25", "up", "up+sync25", "cl+up+sync25", "compile+up+sync25", "auto")
 CUDA_VARIANTS = ("eager", "cl", "fused", "cl+fused+sync25", "bf16", "cl+bf16+fused+sync25",
                  "cl+fused+sync25+graphs", "cl+bf16+fused+sync25+graphs")
 
@@ -107,7 +107,7 @@ class Runner:
             out, loss = self.step(x)
             self.i += 1
             if self.i % self.k == 0:
-                float(loss)  # the loop's host read (NaN check, backtracking)
+                float(loss.detach())  # the loop's host read (NaN check, backtracking)
                 self.step.snapshot(self.snap)
 
 
@@ -377,12 +377,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--many", type=int, help="also measure restore_many with N images against N sequential runs")
     ap.add_argument("--many-size", type=int, default=64, help="image size for --many")
     ap.add_argument("--many-genotype", default="nasdip-denoise")
+    ap.add_argument("--many-only", action="store_true", help="only the --many measurement")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--time-budget", type=float, help="seconds: start no further problem after this")
     ap.add_argument("--no-flops", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smoke run: nasdip-sr at 64 px, width 16, eager/cl/sync25, 1 warm-up")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for speed-<device>-<date>.{json,md}")
     ap.add_argument("--tag", default="", help="appended to the file names")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if args.quick:
         args.genotypes, args.sizes, args.width = ["nasdip-sr"], [64], args.width or 16
@@ -415,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         report["conv_peak_flops"] = conv_peak(device)
         write()
-    for g in args.genotypes:
-        for s in args.sizes:
+    for s in ([] if args.many_only else args.sizes):  # every genotype at the first size before the next size
+        for g in args.genotypes:
             if args.time_budget is not None and time.monotonic() - t_start > args.time_budget:
                 report["skipped"].append(f"{g}@{s}")
                 continue

@@ -45,6 +45,8 @@ class FastPath:
     sync_every: read loss/PSNR to the host every k iterations (NaN checks and backtracking happen
         there); 1 is DIP's per-iteration behaviour. A callback forces 1.
     cuda_graphs: capture the whole step (forward, backward, Adam) once and replay it (CUDA only).
+    upsample: compute the cells' 2x bilinear/bicubic upsampling as separable fixed-tap slices (the same
+        numbers to float rounding; a much cheaper backward than ``upsample_bicubic2d_backward``).
     """
 
     channels_last: bool = False
@@ -54,6 +56,7 @@ class FastPath:
     adam: str = "default"
     sync_every: int = 1
     cuda_graphs: bool = False
+    upsample: bool = False
 
     def __post_init__(self) -> None:
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
@@ -74,18 +77,19 @@ class FastPath:
     def auto(cls, device: str | torch.device = "cpu", iterations: int | None = None) -> "FastPath":
         """The fastest combination measured to compute the same thing on this kind of device.
 
-        CPU (``benchmarks/results/speed-cpu-*``): eager kernels, the loss read every 25 iterations
-        (no per-iteration snapshot copy). ``torch.compile`` is not chosen: on this 2-core CPU it
-        costs minutes to compile for a small per-iteration gain. CUDA: channels-last, fused Adam, the
-        25-iteration sync and the whole step replayed as a CUDA graph, all float32 (torch's default
-        TF32 convolutions); bf16 autocast stays opt-in because it changes the result beyond 0.05 dB.
-        ``iterations``: the run's length (short runs are not worth a graph capture).
+        CPU (``benchmarks/results/speed-cpu-*``): channels-last and the separable upsampling, with
+        DIP's per-iteration checks (deferring them gains ~3% on a CPU, where reading the loss is
+        free); ``torch.compile`` is not chosen: it costs minutes of compilation on a small CPU.
+        CUDA: channels-last, separable upsampling, fused Adam, the loss read every 25 iterations
+        and (for runs of 200+ iterations) the whole step replayed as a CUDA graph, all float32
+        (torch's default TF32 convolutions); bf16 autocast stays opt-in: it changes the result
+        beyond 0.05 dB. See the README's ``## Speed``.
         """
         dev = torch.device(device)
         if dev.type == "cuda":
             long_run = iterations is None or iterations >= 200
-            return cls(channels_last=True, adam="fused", sync_every=25, cuda_graphs=long_run)
-        return cls(sync_every=25)
+            return cls(channels_last=True, upsample=True, adam="fused", sync_every=25, cuda_graphs=long_run)
+        return cls(channels_last=True, upsample=True)
 
     def check(self, device: str | torch.device) -> "FastPath":
         """Raise ValueError for options this device cannot run (autocast and CUDA graphs need CUDA)."""
@@ -113,12 +117,14 @@ class FastPath:
             parts.append(f"sync{self.sync_every}")
         if self.cuda_graphs:
             parts.append("graphs")
+        if self.upsample:
+            parts.append("up")
         return "+".join(parts) or "eager"
 
     @classmethod
     def from_label(cls, label: str, device: str | torch.device = "cpu") -> "FastPath":
         """Parse a :attr:`label` (``eager``/``off``, ``auto``, or parts joined by ``+``: cl, compile,
-        compile:MODE, bf16, fp16, loop, foreach, fused, syncK, graphs)."""
+        compile:MODE, bf16, fp16, loop, foreach, fused, syncK, graphs, up)."""
         label = label.strip()
         if label in ("eager", "off", ""):
             return cls.off()
@@ -139,10 +145,12 @@ class FastPath:
                 kw["sync_every"] = int(part[4:])
             elif part == "graphs":
                 kw["cuda_graphs"] = True
+            elif part == "up":
+                kw["upsample"] = True
             else:
                 raise ValueError(
                     f"fast path {label!r}: unknown part {part!r}; use eager, auto or parts joined by '+' "
-                    "(cl, compile, compile:MODE, bf16, fp16, loop, foreach, fused, syncK, graphs)"
+                    "(cl, compile, compile:MODE, bf16, fp16, loop, foreach, fused, syncK, graphs, up)"
                 )
         return cls(**kw)
 
@@ -154,14 +162,82 @@ class FastPath:
 
 
 def resolve_fast(fast: "str | FastPath | None", device: str | torch.device) -> FastPath:
-    """``"auto"`` -> :meth:`FastPath.auto` for the device, ``"off"``/None -> eager, a FastPath is checked."""
-    if fast is None or (isinstance(fast, str) and fast == "off"):
+    """``"auto"`` -> :meth:`FastPath.auto` for the device, ``"off"``/None -> eager, a label (``"cl+sync25"``)
+    is parsed, a FastPath is checked against the device."""
+    if fast is None:
         return FastPath.off()
-    if isinstance(fast, str) and fast == "auto":
-        return FastPath.auto(device)
+    if isinstance(fast, str):
+        try:
+            return FastPath.from_label(fast, device).check(device)
+        except ValueError as e:
+            raise ValueError(f"fast={fast!r} is not allowed: {e}; use 'auto', 'off', a label or a FastPath(...)") from None
     if isinstance(fast, FastPath):
         return fast.check(device)
-    raise ValueError(f"fast={fast!r} is not allowed; use 'auto', 'off' or a nasdip_zoo.fastpath.FastPath(...)")
+    raise ValueError(f"fast={fast!r} is not allowed; use 'auto', 'off', a label such as 'cl+sync25' or a FastPath(...)")
+
+
+# 2x upsampling (align_corners=False) as fixed taps: output 2i and 2i+1 are 4-tap (bicubic, A=-0.75)
+# or 2-tap (bilinear) combinations of replicate-padded neighbours, exactly torch's coefficients
+# (they are binary fractions) and its border clamping; only the order of float additions differs.
+_A = -0.75
+
+
+def _cc1(x: float) -> float:
+    return ((_A + 2) * x - (_A + 3)) * x * x + 1
+
+
+def _cc2(x: float) -> float:
+    return ((_A * x - 5 * _A) * x + 8 * _A) * x - 4 * _A
+
+
+_TAPS = {  # mode -> (pad, even taps starting at offset 0, odd taps starting at offset 1)
+    "bicubic": (2, (_cc2(1.75), _cc1(0.75), _cc1(0.25), _cc2(1.25)), (_cc2(1.25), _cc1(0.25), _cc1(0.75), _cc2(1.75))),
+    "bilinear": (1, (0.25, 0.75), (0.75, 0.25)),
+}
+
+
+def _up1d(x: torch.Tensor, dim: int, pad: int, even: tuple[float, ...], odd: tuple[float, ...]) -> torch.Tensor:
+    n = x.shape[dim] - 2 * pad
+    e = x.narrow(dim, 0, n) * even[0]
+    for k in range(1, len(even)):
+        e = torch.add(e, x.narrow(dim, k, n), alpha=even[k])  # one fused multiply-add pass per tap
+    o = x.narrow(dim, 1, n) * odd[0]
+    for k in range(1, len(odd)):
+        o = torch.add(o, x.narrow(dim, k + 1, n), alpha=odd[k])
+    shape = list(x.shape)
+    shape[dim] = 2 * n
+    return torch.stack([e, o], dim=dim + 1).reshape(shape)
+
+
+class SeparableUpsample2x(nn.Module):
+    """``F.interpolate(x, scale_factor=2, mode=bicubic|bilinear, align_corners=False)`` as separable slices."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        if mode not in _TAPS:
+            raise ValueError(f"SeparableUpsample2x: mode {mode!r} is not one of {sorted(_TAPS)}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad, even, odd = _TAPS[self.mode]
+        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        return _up1d(_up1d(xp, 3, pad, even, odd), 2, pad, even, odd)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+def separable_upsampling(net: nn.Module) -> int:
+    """Swap the network's bicubic/bilinear 2x ``Interpolate`` modules for :class:`SeparableUpsample2x` (in place)."""
+    from .cells import Interpolate
+
+    n = 0
+    for parent in list(net.modules()):
+        for name, child in list(parent._modules.items()):
+            if isinstance(child, Interpolate) and child.mode in _TAPS:
+                parent._modules[name] = SeparableUpsample2x(child.mode)
+                n += 1
+    return n
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -190,6 +266,8 @@ class DIPStep:
         self.device = target.device
         fast.check(self.device)
         self.net = net
+        if fast.upsample:
+            separable_upsampling(net)
         if fast.channels_last:
             net.to(memory_format=torch.channels_last)
         self.operator = operator
@@ -223,7 +301,8 @@ class DIPStep:
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self._amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self._amp_dtype)
+        # the autocast weight cache must be off inside a captured graph (each replay re-casts the weights)
+        return torch.autocast(device_type="cuda", dtype=self._amp_dtype, cache_enabled=not self.fast.cuda_graphs)
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         """The network input in the step's memory format."""
