@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--iterations", type=_positive_int, default=DEMO_ITERATIONS, help=f"default {DEMO_ITERATIONS}")
     common(d, device="cpu", threads="1")
     d.set_defaults(func=_cmd_demo)
+    from .bench.cli import add_parser as add_bench_parser
+    add_bench_parser(sub)
     return parser
 
 
