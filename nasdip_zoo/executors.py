@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["EXECUTORS", "run_local", "run_ray", "run_with"]
+__all__ = ["EXECUTORS", "run_local", "run_ray", "run_with", "add_executor_arguments"]
 
 EXECUTORS = ("local", "ray")
 _PKG_PARENT = str(Path(__file__).resolve().parents[1])
@@ -100,3 +100,12 @@ def run_with(executor: str, fn: Callable[[Any], Any], items: Sequence[Any], on_r
     if executor == "ray":
         return run_ray(fn, items, on_result, should_stop=should_stop, **ray_options)
     raise ValueError(f"executor {executor!r} is not one of {EXECUTORS}")
+
+
+def add_executor_arguments(p: Any, prefix: str = "") -> None:
+    """``--executor``, ``--ray-address``, ``--cpus-per-job``, ``--gpus-per-job`` on an argparse parser."""
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help=f"{prefix}run the (method, image) jobs here one by one, or as Ray tasks")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-job", type=float, default=1, help="Ray: CPUs per job (default 1)")
+    p.add_argument("--gpus-per-job", type=float, default=0, help="Ray: GPUs per job (default 0; e.g. 1 or 0.5)")

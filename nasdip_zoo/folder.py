@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .executors import EXECUTORS, run_with
+from .executors import EXECUTORS, add_executor_arguments, run_with
 from .genotype import write_json_atomic
 
 __all__ = ["RestoreJob", "plan_folder", "run_restore_job", "restore_folder", "RESULTS_NAME", "IMAGE_SUFFIXES"]
@@ -157,11 +157,7 @@ def restore_folder(task: str, input_dir: str | Path, output_dir: str | Path, *, 
 def add_folder_arguments(r: argparse.ArgumentParser) -> None:
     """The restore subcommand's folder-mode and speed options."""
     r.add_argument("--fast", default="auto", help="fast path: auto (default), eager, or a label such as cl+fused+sync25")
-    r.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="folder mode: run the (method, image) jobs here one by one, or as Ray tasks")
-    r.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
-    r.add_argument("--cpus-per-job", type=float, default=1, help="Ray: CPUs per job (default 1)")
-    r.add_argument("--gpus-per-job", type=float, default=0, help="Ray: GPUs per job (default 0; e.g. 1 or 0.5)")
+    add_executor_arguments(r, "folder mode: ")
 
 
 def cmd_restore_folder(args: argparse.Namespace) -> int:

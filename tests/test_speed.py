@@ -325,3 +325,41 @@ def test_restore_cli_folder_mode(tmp_path, capsys):
     assert _records(out)[f"{geno}|img0.png"]["fast"] == "sync2"
     rc = main(["restore", "denoise", str(src), "-o", str(out), "--fast", "warp9", "--quiet"])
     assert rc == 2 and "warp9" in capsys.readouterr().err
+
+
+def test_bench_ray_executor_writes_the_local_results(tmp_path, local_ray):
+    import json
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from nasdip_zoo.bench import runner
+    from nasdip_zoo.bench.presets import get_preset
+    from nasdip_zoo.bench.protocols import DenoiseProtocol
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(folder / f"im{i}.png")
+    preset = replace(get_preset("cpu"), images={}, width=8)
+    out = {}
+    for ex in ("local", "ray"):
+        store, jobs = runner.plan_jobs(DenoiseProtocol(crop=64), folder, methods=["dip-skip"], preset=preset, seeds=[0],
+                                       iterations=3, out=tmp_path / ex, device="cpu")
+        s = runner.run_jobs(jobs, device="cpu", progress=False, executor=ex)
+        assert s["ran"] == 2 and not s["stopped_by_time_budget"]
+        data = json.loads(store.path.read_text())
+        assert data["progress"]["jobs_done"] == 2
+        out[ex] = {k: {f: v for f, v in r.items() if f not in ("seconds", "seconds_per_iteration")}
+                   for k, r in data["records"].items()}
+        again = runner.run_jobs(runner.plan_jobs(DenoiseProtocol(crop=64), folder, methods=["dip-skip"], preset=preset,
+                                                 seeds=[0], iterations=3, out=tmp_path / ex, device="cpu")[1],
+                                device="cpu", progress=False, executor=ex)
+        assert again["ran"] == 0 and again["skipped"] == 2  # resume
+    assert out["ray"].keys() == out["local"].keys() and len(out["ray"]) == 2
+    for k in out["local"]:
+        loc, rem = out["local"][k], out["ray"][k]
+        assert loc["psnr"] == pytest.approx(rem["psnr"], abs=1e-3) and loc["curve"] == pytest.approx(rem["curve"], abs=1e-3)
+        assert {f: v for f, v in loc.items() if f not in ("psnr", "ssim", "curve", "oracle_psnr")} == \
+            {f: v for f, v in rem.items() if f not in ("psnr", "ssim", "curve", "oracle_psnr")}
