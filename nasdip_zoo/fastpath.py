@@ -221,6 +221,10 @@ class SeparableUpsample2x(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad, even, odd = _TAPS[self.mode]
         xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # work on the NHWC view, so the interleaving reshapes stay views and the result stays channels-last
+            t = xp.permute(0, 2, 3, 1)
+            return _up1d(_up1d(t, 2, pad, even, odd), 1, pad, even, odd).permute(0, 3, 1, 2)
         return _up1d(_up1d(xp, 3, pad, even, odd), 2, pad, even, odd)
 
     def extra_repr(self) -> str:

@@ -152,11 +152,14 @@ def test_separable_upsampling_is_torchs_interpolation(mode):
     from nasdip_zoo.fastpath import SeparableUpsample2x, separable_upsampling
     from nasdip_zoo.network import build_nasdip
 
-    for shape in [(1, 3, 5, 7), (2, 4, 1, 1), (1, 2, 2, 3), (1, 8, 16, 16)]:  # borders clamp like torch's
-        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    for shape, cl in [((1, 3, 5, 7), False), ((2, 4, 1, 1), False), ((1, 2, 2, 3), False), ((1, 8, 16, 16), False),
+                      ((2, 6, 5, 7), True)]:  # borders clamp like torch's; channels-last stays channels-last
+        x = torch.randn(*shape, dtype=torch.float64)
+        x = (x.contiguous(memory_format=torch.channels_last) if cl else x).requires_grad_()
         a = F.interpolate(x, scale_factor=2, mode=mode, align_corners=False)
         b = SeparableUpsample2x(mode)(x)
         torch.testing.assert_close(b, a, atol=1e-14, rtol=0)
+        assert b.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
         g = torch.randn_like(a)
         torch.testing.assert_close(torch.autograd.grad(b, x, g)[0], torch.autograd.grad(a, x, g)[0], atol=1e-13, rtol=0)
     name = "nasdip-sr" if mode == "bicubic" else "dip-skip"
