@@ -42,9 +42,9 @@ from nasdip_zoo.genotype import write_json_atomic  # noqa: E402
 
 GENOTYPES = ("nasdip-sr", "nasdip-denoise", "nasdip-inpaint", "dip-skip")
 TASK_OF = {"nasdip-sr": "sr", "nasdip-denoise": "denoise", "nasdip-inpaint": "inpaint", "dip-skip": "denoise"}
-CPU_VARIANTS = ("eager", "cl", "foreach", "fused", "sync25", "up", "up+sync25", "cl+up+sync25", "compile+up+sync25", "auto")
-CUDA_VARIANTS = ("eager", "cl", "up", "fused", "cl+fused+sync25", "cl+up+fused+sync25", "auto", "bf16",
-                 "cl+up+bf16+fused+sync25", "cl+up+bf16+fused+sync25+graphs")
+CPU_VARIANTS = ("eager", "cl", "up", "ip", "fused", "sync25", "cl+up+ip", "cl+up+ip+sync25", "auto")
+CUDA_VARIANTS = ("eager", "cl", "up", "fused", "cl+fused+sync25", "cl+up+ip+fused+sync25", "auto", "bf16",
+                 "cl+up+ip+bf16+fused+sync25", "cl+up+ip+bf16+fused+sync25+graphs")
 
 
 # ------------------------------------------------------------------------------------ problems

@@ -22,8 +22,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
 from .fastpath import DIPStep, FastPath, resolve_fast
+from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
 
 __all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
@@ -488,7 +488,6 @@ class DIPRestorer:
             rollbacks=st.rollbacks,
             settings=s,
         )
-
 
     def restore_many(
         self,

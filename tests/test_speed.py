@@ -45,7 +45,7 @@ def eager_cpu():
 
 
 def test_labels_round_trip_and_bad_values_are_explained():
-    for label in ["eager", "cl", "cl+fused+sync25", "compile:max-autotune+bf16+foreach+graphs", "loop+sync5+up"]:
+    for label in ["eager", "cl", "cl+fused+sync25", "compile:max-autotune+bf16+foreach+graphs", "loop+sync5+up+ip"]:
         fp = FastPath.from_label(label, "cuda")
         assert FastPath.from_label(fp.label, "cuda") == fp
     assert FastPath.from_label("auto", "cpu") == FastPath.auto("cpu")
@@ -66,15 +66,15 @@ def test_labels_round_trip_and_bad_values_are_explained():
 # ---------------------------------------------------------------------------------------------- agreement (CPU)
 
 
-@pytest.mark.parametrize("label", ["cl", "loop", "foreach", "fused", "sync5", "up", "cl+fused+sync7+up"])
+@pytest.mark.parametrize("label", ["cl", "loop", "foreach", "fused", "sync5", "ip", "up", "cl+fused+sync7+up+ip"])
 def test_cpu_fast_paths_agree_with_eager(label, eager_cpu):
     res = _run(FastPath.from_label(label))
     assert res.settings["fast"] == label
     assert len(res.losses) == len(eager_cpu.losses) == 40 and res.rollbacks == eager_cpu.rollbacks == 0
     assert abs(res.psnr - eager_cpu.psnr) < TOL_DB
     np.testing.assert_allclose(res.losses, eager_cpu.losses, rtol=3e-2)  # Adam amplifies rounding
-    if "sync" in label and "+" not in label:
-        # deferring the host read changes no computation: every number is bit-identical
+    if label in ("sync5", "ip"):
+        # deferring the host read, or in-place activations, change no computation: every number is bit-identical
         assert res.losses == eager_cpu.losses and res.psnrs == pytest.approx(eager_cpu.psnrs, rel=1e-12)
         assert res.oracle_iteration == eager_cpu.oracle_iteration and res.oracle_psnr == pytest.approx(eager_cpu.oracle_psnr, rel=1e-12)
         assert torch.equal(res.image, eager_cpu.image) and torch.equal(res.ema_image, eager_cpu.ema_image)
@@ -168,6 +168,25 @@ def test_separable_upsampling_is_torchs_interpolation(mode):
     ref = net(z)
     assert separable_upsampling(net) >= 5 and separable_upsampling(net) == 0  # swapped once, in place
     torch.testing.assert_close(net(z), ref, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name,skip", [("nasdip-sr", 8), ("nasdip-denoise", 8), ("nasdip-inpaint", 8), ("dip-skip", 4)])
+def test_inplace_activations_are_bit_identical(name, skip):
+    import copy
+
+    from nasdip_zoo.fastpath import inplace_activations
+    from nasdip_zoo.network import build_nasdip
+
+    torch.manual_seed(0)
+    a = build_nasdip(get_genotype(name).replace(channels=8, skip_channels=skip), 8, 3)
+    b = copy.deepcopy(a)
+    assert inplace_activations(b) > 20 and inplace_activations(b) == 0
+    z = torch.rand(1, 8, 32, 32)
+    ya, yb = a(z), b(z)
+    g = torch.randn_like(ya)
+    assert torch.equal(ya, yb)
+    for x, y in zip(torch.autograd.grad(ya, list(a.parameters()), g), torch.autograd.grad(yb, list(b.parameters()), g)):
+        assert torch.equal(x, y)
 
 
 def test_step_snapshot_restore_is_exact():
