@@ -35,7 +35,7 @@ log "speed rc=$?"
 # 3. torch.compile variants (compile time is in warm-up_s, not in ms/iter): nasdip-sr at 256 (then nasdip-denoise if time is left).
 log "part 3: speed (compile)"
 timeout 120 "$PY" benchmarks/speed.py --device cuda --genotypes nasdip-sr nasdip-denoise --sizes 256 --no-flops \
-  --variants eager auto cl+up+ip+compile+fused+sync25 cl+up+ip+compile+bf16+fused+sync25 \
+  --variants eager auto cl+ip+compile+fused+sync25 cl+ip+compile+bf16+fused+sync25 \
   --warmup 3 --repeats 3 --iters 5 --time-budget 50 --out "$OUT" --tag compile > /dev/null 2>> "$OUT/env.txt"
 log "compile speed rc=$?"
 

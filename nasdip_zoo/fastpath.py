@@ -47,7 +47,8 @@ class FastPath:
         there); 1 is DIP's per-iteration behaviour. A callback forces 1.
     cuda_graphs: capture the whole step (forward, backward, Adam) once and replay it (CUDA only).
     upsample: compute the cells' 2x bilinear/bicubic upsampling as separable fixed-tap slices (the same
-        numbers to float rounding; a much cheaper backward than ``upsample_bicubic2d_backward``).
+        numbers to float rounding; a much cheaper backward than ``upsample_bicubic2d_backward``);
+        not applied under ``compile``, whose generated kernels fuse the interpolation themselves.
     inplace: ReLU/LeakyReLU that follow another layer inside a block run in place (bit-identical
         numbers; one memory pass and one activation-sized allocation less per block).
     """
@@ -296,8 +297,8 @@ class DIPStep:
         self.device = target.device
         fast.check(self.device)
         self.net = net
-        if fast.upsample:
-            separable_upsampling(net)
+        if fast.upsample and not fast.compile:  # inductor fuses the interpolation itself (and fails on
+            separable_upsampling(net)              # replication_pad2d_backward in channels-last, torch 2.13)
         if fast.inplace:
             inplace_activations(net)
         if fast.channels_last:
