@@ -271,6 +271,8 @@ def test_dehazer_airlight_modes_and_errors(data_dir):
         DoubleDIPDehazer(g, iterations=1, progress=False).dehaze(hazy)
     with pytest.raises(ValueError, match="RGB"):
         DoubleDIPDehazer(g, iterations=1, progress=False).dehaze(hazy[:, :1], airlight=0.8)
+    with pytest.raises(ValueError, match="8 x 8"):
+        DoubleDIPDehazer(g, iterations=1, progress=False).dehaze(hazy[..., :5, :5], airlight=0.8)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         DoubleDIPDehazer(g, iterations=1, progress=False).dehaze(hazy, airlight=(1.2, 0.5, 0.5))
     with pytest.raises(ValueError, match="airlight="):

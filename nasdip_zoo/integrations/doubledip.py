@@ -225,6 +225,8 @@ class DoubleDIPDehazer:
             raise ValueError(
                 f"dehaze() needs one RGB image, got shape {tuple(image.shape)}; convert gray images to RGB first"
             )
+        if min(image.shape[-2:]) < 8:
+            raise ValueError(f"dehaze() needs an image of at least 8 x 8 pixels, got {tuple(image.shape[-2:])}")
         dev = self.device
         image = image.to(dev)
         full_h, full_w = image.shape[-2:]
