@@ -27,8 +27,8 @@ from PIL import Image
 from torch import nn
 
 from nasdip_zoo.imageio import atomic_write, load_image, save_image
-from nasdip_zoo.integrations._common import resolve_device
 from nasdip_zoo.integrations.cyclegan import define_G, init_weights
+from nasdip_zoo.restore import resolve_device
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 

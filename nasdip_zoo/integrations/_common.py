@@ -1,4 +1,4 @@
-"""Small helpers shared by the integrations: genotype width, device choice, seeding."""
+"""Small helpers shared by the integrations: genotype width, device choice, the optimisation step."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any, Callable
 import torch
 
 from ..genotype import Genotype
+from ..restore import resolve_device  # noqa: F401 - one device rule for the whole package
 from ..zoo import get_genotype
-
 
 
 def resolve_genotype(genotype: Genotype | str | os.PathLike[str], channels: int | None = None) -> Genotype:
@@ -29,16 +29,6 @@ def resolve_genotype(genotype: Genotype | str | os.PathLike[str], channels: int 
     else:
         skip = min(bb.skip_channels, channels)
     return g.replace(channels=channels, skip_channels=skip)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' picks CUDA when available, else the CPU; anything else goes to ``torch.device``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'") from e
 
 
 def progress_bar(total: int, enabled: bool, desc: str) -> Any:
