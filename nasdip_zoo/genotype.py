@@ -492,7 +492,9 @@ def _build(name: str, kind: type, data: Any) -> Any:
 def dumps_json(data: Any) -> str:
     """Indented JSON with innermost lists of numbers on one line (matrix rows stay readable)."""
     text = json.dumps(data, indent=2)
-    return re.sub(r"\[\s*([-\d.,\s]+?)\s*\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    # indent=2 puts a newline right after "[" of every non-empty list; a JSON string never holds a
+    # raw newline, so this cannot touch brackets inside strings
+    return re.sub(r"\[\n\s*([-+\d.eE,\s]+?)\n\s*\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
