@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
     bench = subparsers.add_parser("bench", help="reproduce the paper's Tables 1 and 2 (SR, denoising, inpainting)")
     sub = bench.add_subparsers(dest="bench_task", required=True)
     for task, what in (("sr", "super-resolution (Y-PSNR, DIP's shave)"), ("denoise", "denoising, sigma 25"),
-                       ("inpaint", "inpainting, 50% of pixels kept")):
+                       ("inpaint", "inpainting, 50%% of pixels kept")):
         p = sub.add_parser(task, help=what)
         _common(p, data_help="folder of ground-truth images")
         p.set_defaults(func=_cmd_bench, tasks=[task])

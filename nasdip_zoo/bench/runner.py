@@ -201,8 +201,11 @@ class ResultsStore:
                 raise ValueError(f"{self.path}: not valid JSON ({e}); move it away to start afresh") from None
             if old.get("format") != RESULTS_FORMAT:
                 raise ValueError(f"{self.path} is not a nasdip bench results file; use another --out")
+            def settings(d: dict[str, Any] | None) -> dict[str, Any]:  # the metric's text is documentation
+                return {k: v for k, v in (d or {}).items() if k != "metric"}
+
             for what, mine in (("protocol", protocol.config()), ("config", config)):
-                if old.get(what) != mine:
+                if settings(old.get(what)) != settings(mine):
                     raise ValueError(
                         f"{self.path} was made with {what} {old.get(what)} but this run uses {mine}; "
                         "use another --out (or the same settings) to resume"
