@@ -278,6 +278,7 @@ def test_cli_all_runs_three_tasks_in_one_budget(tmp_path, data_dir, capsys):
         assert f"{key}: 1/1 jobs done (100%)" in printed
         data = json.loads((out / key / "results.json").read_text())
         assert data["progress"]["time_budget_s"] == 600 and data["runs"][-1]["time_budget_s"] == 600
+        assert data["runs"][-1]["command"].startswith("nasdip bench all --data")
     with pytest.raises(SystemExit) as e:
         main(["bench", "--help"])
     assert e.value.code == 0

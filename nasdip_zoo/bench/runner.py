@@ -317,7 +317,8 @@ def run_jobs(jobs: Iterable[Job], *, device: str = "auto", time_budget: float | 
 
         bar = tqdm(total=len(jobs), initial=skipped, desc="nasdip bench", unit="job")
     for st in stores.values():
-        st.data.setdefault("runs", []).append({"started": environment()["date"], "time_budget_s": time_budget})
+        st.data.setdefault("runs", []).append({"started": environment()["date"], "time_budget_s": time_budget,
+                                               "command": st.data.get("command")})
     try:
         for job in todo:
             if time_budget is not None and (time.monotonic() - t0) + _estimate(job) > time_budget:
