@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("genotypes", help="list the zoo's genotypes (name, task, cell, connections, parameters, t*)")
     p.add_argument("--task", choices=["sr", "denoise", "inpaint"], help="only genotypes with settings for this task")
     p.set_defaults(func=_cmd_genotypes)
+    from .search.cli import add_parser as add_search_parser
+
+    add_search_parser(sub)
     return parser
 
 
