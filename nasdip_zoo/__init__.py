@@ -2,14 +2,20 @@
 
 >>> from nasdip_zoo import build_nasdip
 >>> net = build_nasdip("nasdip-denoise")   # any Genotype, zoo name or JSON path
+>>> from nasdip_zoo import DIPRestorer, load_image
+>>> result = DIPRestorer("nasdip-denoise").restore(load_image("noisy.png"))  # doctest: +SKIP
 """
 
 __version__ = "0.1.0"
 
+from . import metrics, operators
 from .cells import upsampling_cell
 from .genotype import Backbone, Connections, Genotype, UpsamplingCell
 from .network import NASDIPNet, build_nasdip, count_parameters
 from .space import Decision, SearchSpace
+from .imageio import load_image, save_image
+from .metrics import psnr, psnr_y, ssim
+from .restore import DIPRestorer, RestorationDiverged, RestoreResult
 from .zoo import Card, DIPSettings, get_card, get_genotype, list_genotypes
 
 __all__ = [
@@ -17,9 +23,12 @@ __all__ = [
     "Card",
     "Connections",
     "DIPSettings",
+    "DIPRestorer",
     "Decision",
     "Genotype",
     "NASDIPNet",
+    "RestorationDiverged",
+    "RestoreResult",
     "SearchSpace",
     "UpsamplingCell",
     "build_nasdip",
@@ -27,5 +36,12 @@ __all__ = [
     "get_card",
     "get_genotype",
     "list_genotypes",
+    "load_image",
+    "metrics",
+    "operators",
+    "psnr",
+    "psnr_y",
+    "save_image",
+    "ssim",
     "upsampling_cell",
 ]

@@ -187,7 +187,7 @@ def from_tensor(t: torch.Tensor, form: ImageForm) -> ImageLike:
             arr = arr > 0.5
         else:
             arr = arr.astype(dtype)
-        return arr[:, :, 0] if form.ndim == 2 else arr
+        return arr[:, :, 0] if form.ndim == 2 and arr.shape[2] == 1 else arr
     raise ValueError(f"unknown image form {form.kind!r}")
 
 

@@ -108,3 +108,20 @@ def test_load_errors(tmp_path):
     (tmp_path / "t.png").write_text("hello")
     with pytest.raises(ValueError):
         load_image(tmp_path / "t.png")
+
+
+def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
+    from nasdip_zoo.imageio import atomic_write
+
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+
+    def half_then_crash(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, half_then_crash)
+    assert target.read_bytes() == b"old"  # the previous file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # and no temp file is left

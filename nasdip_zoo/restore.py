@@ -1,0 +1,514 @@
+"""Learning-free restoration with a deep image prior: DIP's optimisation loop around any genotype.
+
+The algorithm is DIP's (Ulyanov et al.) as NAS-DIP runs it (NASDIP_FACTS.md section 5): a fixed
+input ``z = U[0,1) * 0.1`` with 32 channels at the output resolution, perturbed every iteration by
+``N(0,1) * reg_noise_std``; Adam on ``mse(A(net(input)), y)``; BatchNorm in train mode throughout;
+an exponential moving average (EMA) of the output where the card says so; and DIP's backtracking.
+Every random number comes from one ``torch.Generator`` that is checkpointed with the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn as nn
+
+from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
+from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
+
+__all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "nasdip-restore-checkpoint/1"
+_BASELINE_CARD = "dip-skip"  # settings used for a bare Genotype or nn.Module
+
+
+class RestorationDiverged(RuntimeError):
+    """The optimisation produced NaN/Inf or kept collapsing, and rolling back did not recover it."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+@dataclass
+class RestoreResult:
+    """What :meth:`DIPRestorer.restore` returns; images are in the observation's form (PIL, numpy or torch)."""
+
+    image: ImageLike
+    """The network output of the last iteration (the last accepted one) with the observation's alpha."""
+    ema_image: ImageLike | None
+    """The exponential moving average of the outputs (None when the run uses no EMA)."""
+    losses: list[float]
+    """Training loss per iteration (a rolled-back iteration keeps the loss that triggered it)."""
+    psnrs: list[float] | None
+    """PSNR of the raw output against the ground truth per iteration (None without ground truth)."""
+    ema_psnrs: list[float] | None
+    """PSNR of the EMA image against the ground truth per iteration (None without ground truth or EMA)."""
+    oracle_psnr: float | None
+    """ORACLE (uses the ground truth, impossible at test time): the best PSNR over iterations of the
+    default output (EMA if used, else raw). Reported for comparison with papers' "Ours*"; never the output."""
+    oracle_iteration: int | None
+    """ORACLE: the 1-based iteration at which ``oracle_psnr`` was reached."""
+    oracle_image: ImageLike | None
+    """ORACLE: the output at ``oracle_iteration`` (only kept when a ground truth was given)."""
+    iterations: int
+    """Iterations run in total (including those done before a resume)."""
+    seconds: float
+    """Wall-clock seconds of the optimisation in this call."""
+    iterations_per_second: float
+    """Iterations of this call divided by ``seconds``."""
+    rollbacks: int
+    """How many times backtracking (or a NaN/Inf guard) rolled the weights back."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The resolved settings (genotype, lr, iterations, reg_noise_std, ema, seed, device, ...)."""
+
+    @property
+    def output(self) -> ImageLike:
+        """The recommended output: the EMA image when the run used an EMA, else ``image``."""
+        return self.ema_image if self.ema_image is not None else self.image
+
+    @property
+    def psnr(self) -> float | None:
+        """PSNR of :attr:`output` against the ground truth (None without ground truth); not an oracle."""
+        seq = self.ema_psnrs if self.ema_image is not None else self.psnrs
+        return seq[-1] if seq else None
+
+
+# ----------------------------------------------------------------------------------------------
+# state <-> flat tensor dicts (shared by backtracking snapshots and safetensors checkpoints)
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    flat: dict[str, torch.Tensor] = {}
+    for idx, st in opt.state_dict()["state"].items():
+        for key, val in st.items():
+            flat[f"{idx}.{key}"] = val if isinstance(val, torch.Tensor) else torch.tensor(val)
+    return flat
+
+
+def _load_flat_optimizer(opt: torch.optim.Optimizer, flat: Mapping[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, val in flat.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = val.clone()
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+
+
+def _copy_into(dst: dict[str, torch.Tensor] | None, src: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copy tensors into preallocated buffers when the layout matches (no allocation per iteration)."""
+    if dst is not None and dst.keys() == src.keys() and all(dst[k].shape == v.shape and dst[k].dtype == v.dtype for k, v in src.items()):
+        for k, v in src.items():
+            dst[k].copy_(v)
+        return dst
+    return {k: v.detach().clone() for k, v in src.items()}
+
+
+@dataclass
+class _RunState:
+    """Everything that evolves during a run; saved in checkpoints so a resumed run is identical."""
+
+    iteration: int = 0
+    losses: list[float] = field(default_factory=list)
+    psnrs: list[float] = field(default_factory=list)
+    ema_psnrs: list[float] = field(default_factory=list)
+    rollbacks: int = 0
+    in_a_row: int = 0
+    last_obs_psnr: float | None = None
+    oracle_psnr: float | None = None
+    oracle_iteration: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _nan_if_none(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class DIPRestorer:
+    """Restore an image with a deep image prior, using a zoo genotype, a Genotype or any ``nn.Module``.
+
+    Defaults (iterations = t*, lr, reg_noise_std, EMA weight, input noise) come from the genotype's
+    card for the task being solved; every one can be overridden. ``ema=False`` (or 0) disables the
+    EMA of a card that has one. A bare Genotype or module uses DIP's ("dip-skip") settings.
+    """
+
+    def __init__(
+        self,
+        genotype: Any = "nasdip-denoise",
+        *,
+        iterations: int | None = None,
+        lr: float | None = None,
+        reg_noise_std: float | None = None,
+        ema: float | bool | None = None,
+        input_channels: int | None = None,
+        input_scale: float | None = None,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        progress: bool = True,
+        backtrack_db: float | None = 5.0,
+        max_rollbacks_in_a_row: int = 20,
+        name: str | None = None,
+    ) -> None:
+        from .genotype import Genotype  # lazy: keep `import nasdip_zoo` light
+        from .zoo import get_card
+
+        self.card = None
+        self.module: nn.Module | None = None
+        self.genotype = None
+        if isinstance(genotype, nn.Module):
+            self.module = copy.deepcopy(genotype)  # restore() never changes the caller's weights
+            self.name = type(genotype).__name__
+        elif isinstance(genotype, Genotype):
+            self.genotype = genotype
+            self.name = "custom-genotype"
+        else:
+            self.card = get_card(genotype)  # ValueError for an unknown name
+            self.genotype = self.card.genotype
+            self.name = self.card.name
+        if name is not None:
+            self.name = str(name)  # a label for the progress bar and the settings record
+        self._settings_source = self.card if self.card is not None else get_card(_BASELINE_CARD)
+        for label, v in (("iterations", iterations), ("input_channels", input_channels)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"{label} must be a positive integer, got {v!r}")
+        if lr is not None and not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr!r}")
+        if reg_noise_std is not None and not reg_noise_std >= 0:
+            raise ValueError(f"reg_noise_std must be >= 0, got {reg_noise_std!r}")
+        if ema is not None and ema is not False and not (0 <= float(ema) < 1):
+            raise ValueError(f"ema must be a weight in [0, 1), False or None, got {ema!r}")
+        self.overrides = {
+            "iterations": iterations,
+            "lr": lr,
+            "reg_noise_std": reg_noise_std,
+            "ema": ema,
+            "input_channels": input_channels,
+            "input_scale": input_scale,
+        }
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.backtrack_db = backtrack_db
+        self.max_rollbacks_in_a_row = int(max_rollbacks_in_a_row)
+
+    # ------------------------------------------------------------------ settings
+    def settings_for(self, task: str | None) -> dict[str, Any]:
+        """The resolved optimisation settings for ``task`` ('denoise', 'sr', 'inpaint' or None)."""
+        src = self._settings_source
+        dip = src.settings.get(task) if task else None
+        dip = dip or src.dip
+        o = self.overrides
+        ema = dip.ema if o["ema"] is None else (None if o["ema"] is False or float(o["ema"]) == 0 else float(o["ema"]))
+        return {
+            "genotype": self.name,
+            "task": task,
+            "iterations": int(o["iterations"] if o["iterations"] is not None else dip.t_star),
+            "lr": float(o["lr"] if o["lr"] is not None else dip.lr),
+            "reg_noise_std": float(o["reg_noise_std"] if o["reg_noise_std"] is not None else dip.reg_noise_std),
+            "ema": ema,
+            "input_channels": int(o["input_channels"] or dip.input_channels),
+            "input_scale": float(o["input_scale"] if o["input_scale"] is not None else dip.input_scale),
+            "seed": self.seed,
+            "device": self.device.type,
+            "backtrack_db": self.backtrack_db,
+        }
+
+    def _build(self, in_channels: int, out_channels: int) -> nn.Module:
+        if self.module is not None:
+            return copy.deepcopy(self.module)
+        from .network import build_nasdip
+
+        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the global RNG
+            torch.random.default_generator.manual_seed(self.seed)
+            return build_nasdip(self.genotype, in_channels=in_channels, out_channels=out_channels)
+
+    # ------------------------------------------------------------------ the loop
+    def restore(
+        self,
+        observation: ImageLike,
+        operator: Any = None,
+        *,
+        scale: int | None = None,
+        mask: ImageLike | None = None,
+        ground_truth: ImageLike | None = None,
+        callback: Callable[[int, dict[str, Any]], Any] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 100,
+        out_channels: int | None = None,
+    ) -> RestoreResult:
+        """Restore ``observation`` under ``operator`` (None/"denoise", "sr" with ``scale``, "inpaint" with ``mask``, or any callable).
+
+        ``callback(iteration, info)`` is called after every iteration (info: loss, psnr, ema_psnr,
+        output tensor, rolled_back); returning True stops early. With ``checkpoint=path`` the run
+        is saved every ``checkpoint_every`` iterations and at the end, and resumed from ``path``
+        when it exists.
+        """
+        y_full, form = to_tensor(observation)
+        if y_full.shape[0] != 1:
+            raise ValueError(f"restore() takes one image, got a batch of {y_full.shape[0]}")
+        y, alpha = split_alpha(y_full)
+        op = as_operator(operator, scale=scale, mask=mask)
+        task = _task_of(op)
+        s = self.settings_for(task)
+        s["operator"] = type(op).__name__ if task is None else task
+        s["scale"] = getattr(op, "factor", None)
+        out_c = int(out_channels or y.shape[1])
+        h, w = op.output_size(tuple(y.shape[-2:]))
+        s["output_size"] = [h, w]
+        s["observation_shape"] = list(y.shape)
+        dev = self.device
+        y = y.to(dev)
+        op = op.to(dev)
+        gt = None
+        if ground_truth is not None:
+            gt, _ = to_tensor(ground_truth, dtype=torch.float64)
+            gt = split_alpha(gt)[0].to(dev)
+            if gt.shape[-2:] != (h, w) or gt.shape[1] != out_c:
+                raise ValueError(
+                    f"ground truth is {gt.shape[1]}x{gt.shape[2]}x{gt.shape[3]} but the restored image will be {out_c}x{h}x{w}"
+                )
+        target = op.prepare(y)
+        ema_w = s["ema"]
+        every = int(checkpoint_every)
+        if checkpoint is not None and every < 1:
+            raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+
+        gen = torch.Generator(device=dev).manual_seed(self.seed)
+        z = torch.rand((1, s["input_channels"], h, w), generator=gen, device=dev) * s["input_scale"]
+        net = self._build(s["input_channels"], out_c).to(dev)
+        net.train()  # DIP keeps BatchNorm in train mode throughout
+        opt = torch.optim.Adam(net.parameters(), lr=s["lr"])
+        st = _RunState()
+        ema: torch.Tensor | None = None
+        current: torch.Tensor | None = None
+        oracle: torch.Tensor | None = None
+        snap: dict[str, torch.Tensor] | None = None
+
+        ckpt = Path(checkpoint) if checkpoint is not None else None
+        if ckpt is not None and ckpt.exists():
+            loaded = _load_checkpoint(ckpt, s)
+            net.load_state_dict({k[4:]: v for k, v in loaded.items() if k.startswith("net.")})
+            _load_flat_optimizer(opt, {k[4:]: v for k, v in loaded.items() if k.startswith("opt.")})
+            z = loaded["z"].to(dev)
+            gen.set_state(loaded["rng"])
+            ema = loaded["ema"].to(dev) if "ema" in loaded else None
+            current = loaded["current"].to(dev) if "current" in loaded else None
+            oracle = loaded["oracle"].to(dev) if "oracle" in loaded else None
+            snap_items = {k[5:]: v.to(dev) for k, v in loaded.items() if k.startswith("snap.")}
+            snap = snap_items or None
+            st = _RunState(**loaded["__state__"])
+
+        def take_snapshot() -> dict[str, torch.Tensor]:
+            flat = {f"net.{k}": v for k, v in net.state_dict().items()}
+            flat.update({f"opt.{k}": v for k, v in _flatten_optimizer(opt).items()})
+            if ema is not None:
+                flat["ema"] = ema
+            if current is not None:
+                flat["current"] = current
+            return flat
+
+        def save(path: Path) -> None:
+            tensors = {"z": z, "rng": gen.get_state()}
+            tensors.update(take_snapshot())
+            if oracle is not None:
+                tensors["oracle"] = oracle
+            if snap is not None:
+                tensors.update({f"snap.{k}": v for k, v in snap.items()})
+            _save_checkpoint(path, tensors, s, st)
+
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=s["iterations"], initial=st.iteration, desc=f"{self.name} {s['operator']}", leave=True)
+        mse = nn.MSELoss()
+        reg = s["reg_noise_std"]
+        start_iter = st.iteration
+        t0 = time.perf_counter()
+        try:
+            while st.iteration < s["iterations"]:
+                net_input = z + torch.randn(z.shape, generator=gen, device=dev) * reg if reg > 0 else z
+                opt.zero_grad(set_to_none=True)
+                out = net(net_input)
+                if out.shape[1] != out_c or out.shape[-2:] != (h, w):
+                    raise ValueError(
+                        f"the network returned {tuple(out.shape)}, expected 1x{out_c}x{h}x{w} (check its output channels)"
+                    )
+                measured = op(out)
+                if measured.shape != target.shape:
+                    raise ValueError(
+                        f"the operator maps the {tuple(out.shape)} image to {tuple(measured.shape)}, "
+                        f"but the observation is {tuple(target.shape)}"
+                    )
+                loss = mse(measured, target)
+                loss.backward()
+                lv = float(loss.detach())
+                finite = math.isfinite(lv) and bool(torch.isfinite(out).all())
+                obs_psnr = -10.0 * math.log10(lv) if finite and lv > 0 else (math.inf if finite else math.nan)
+                collapsed = (
+                    self.backtrack_db is not None
+                    and st.last_obs_psnr is not None
+                    and obs_psnr - st.last_obs_psnr < -self.backtrack_db
+                )
+                st.iteration += 1
+                st.losses.append(lv)
+                rolled_back = not finite or collapsed
+                p = ep = math.nan
+                if rolled_back:
+                    st.rollbacks += 1
+                    st.in_a_row += 1
+                    why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {self.backtrack_db} dB"
+                    if snap is None:
+                        raise RestorationDiverged(f"iteration {st.iteration}: {why} before any good state to roll back to; try a lower lr")
+                    if st.in_a_row > self.max_rollbacks_in_a_row:
+                        raise RestorationDiverged(
+                            f"iteration {st.iteration}: {st.in_a_row} rollbacks in a row ({why}); the run does not recover, try a lower lr"
+                        )
+                    net.load_state_dict({k[4:]: v for k, v in snap.items() if k.startswith("net.")})
+                    _load_flat_optimizer(opt, {k[4:]: v for k, v in snap.items() if k.startswith("opt.")})
+                    ema = snap["ema"].clone() if "ema" in snap else None
+                    current = snap["current"].clone() if "current" in snap else None
+                else:
+                    st.in_a_row = 0
+                    st.last_obs_psnr = obs_psnr
+                    snap = _copy_into(snap, take_snapshot())
+                    opt.step()
+                    current = out.detach()
+                    if ema_w is not None:
+                        ema = current.clone() if ema is None else ema * ema_w + current * (1.0 - ema_w)
+                    if gt is not None:
+                        p = _psnr_t(current, gt)
+                        ep = _psnr_t(ema, gt) if ema is not None else math.nan
+                        score = ep if ema is not None else p
+                        if st.oracle_psnr is None or score > st.oracle_psnr:
+                            st.oracle_psnr, st.oracle_iteration = score, st.iteration
+                            oracle = (ema if ema is not None else current).clone()
+                if gt is not None:
+                    st.psnrs.append(p)
+                    if ema_w is not None:
+                        st.ema_psnrs.append(ep)
+                if bar is not None:
+                    post = {"loss": f"{lv:.3g}"}
+                    if gt is not None:
+                        post["psnr"] = f"{(ep if ema_w is not None else p):.2f}"
+                    if st.rollbacks:
+                        post["rollbacks"] = st.rollbacks
+                    bar.set_postfix(post, refresh=False)
+                    bar.update(1)
+                if ckpt is not None and st.iteration % every == 0 and st.iteration < s["iterations"]:
+                    save(ckpt)
+                if callback is not None:
+                    info = {"loss": lv, "psnr": p, "ema_psnr": ep, "output": out.detach(), "rolled_back": rolled_back}
+                    if callback(st.iteration, info) is True:
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - t0
+        if ckpt is not None:
+            save(ckpt)
+        if current is None:
+            raise RestorationDiverged("no iteration produced a finite output")
+
+        def back(t: torch.Tensor | None) -> ImageLike | None:
+            return None if t is None else from_tensor(merge_alpha(t.float(), alpha), form)
+
+        done = st.iteration - start_iter
+        return RestoreResult(
+            image=back(current),
+            ema_image=back(ema),
+            losses=list(st.losses),
+            psnrs=list(st.psnrs) if gt is not None else None,
+            ema_psnrs=list(st.ema_psnrs) if gt is not None and ema_w is not None else None,
+            oracle_psnr=st.oracle_psnr,
+            oracle_iteration=st.oracle_iteration,
+            oracle_image=back(oracle),
+            iterations=st.iteration,
+            seconds=seconds,
+            iterations_per_second=done / seconds if seconds > 0 else 0.0,
+            rollbacks=st.rollbacks,
+            settings=s,
+        )
+
+
+def _task_of(op: Operator) -> str | None:
+    if isinstance(op, Denoising):
+        return "denoise"
+    if isinstance(op, SuperResolution):
+        return "sr"
+    if isinstance(op, Inpainting):
+        return "inpaint"
+    return None
+
+
+def _psnr_t(x: torch.Tensor, gt: torch.Tensor) -> float:
+    mse = float(torch.mean((x.double() - gt) ** 2))
+    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints: safetensors (all tensors; the run state as JSON in its metadata) + a JSON sidecar
+
+_MUST_MATCH = ("genotype", "task", "operator", "scale", "lr", "reg_noise_std", "ema", "input_channels",
+               "input_scale", "seed", "device", "backtrack_db", "output_size", "observation_shape")
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], settings: dict[str, Any], st: _RunState) -> None:
+    from safetensors.torch import save_file
+
+    meta = {"format": CHECKPOINT_FORMAT, "settings": settings, "state": st.to_json()}
+    text = json.dumps(meta)
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    # the metadata inside the one safetensors file is authoritative, so a crash between the two
+    # replaces can never pair tensors with the wrong state; the sidecar is for people and tools
+    atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata={"nasdip": text}))
+    atomic_write(_sidecar(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1), encoding="utf-8"))
+
+
+def _load_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("nasdip", "{}"))
+            tensors: dict[str, Any] = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad checkpoint
+        raise ValueError(f"cannot read checkpoint {path}: {e}") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a nasdip restore checkpoint")
+    saved = meta["settings"]
+    diff = [k for k in _MUST_MATCH if saved.get(k) != settings.get(k)]
+    if diff:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} != {settings.get(k)!r}" for k in diff)
+        raise ValueError(f"checkpoint {path} belongs to a different run ({detail}); use another path")
+    done = int(meta["state"].get("iteration", 0))
+    if done > settings["iterations"]:
+        raise ValueError(f"checkpoint {path} has already run {done} iterations, more than the {settings['iterations']} asked")
+    tensors["__state__"] = meta["state"]
+    return tensors
