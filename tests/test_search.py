@@ -270,13 +270,14 @@ def test_exported_cards_load_with_get_genotype(tmp_path):
     entries = SearchRunner(SPACE, RandomSearch(SPACE, 1), ev, tmp_path / "s", budget=5, progress=False).run()
     entries[0] = {**entries[0], "abandoned": True, "reward": 99.0}  # abandoned candidates are never exported
     paths = export_cards(entries, tmp_path / "cards", k=2, task="denoise", settings=DIP_SETTINGS,
-                         provenance={"budget": 5, "training_set": "synthetic"})
+                         provenance={"budget": 5, "training_set": "synthetic"}, iterations=1, images_note="16x16 crops")
     assert len(paths) == 2
     best = max((e for e in entries if not e.get("abandoned")), key=lambda e: (e["reward"], -e["index"]))
     g = get_genotype(str(paths[0]))
     assert g.to_dict() == best["genotype"]
     card = Card.load(paths[0])
     assert card.task == "denoise" and card.dip.t_star == best["t_star"] and card.dip.lr == 0.01
+    assert "16x16 crops" in card.dip.t_star_source and "hit the search's 1-iteration budget" in card.dip.t_star_source
     assert card.provenance["search"]["budget"] == 5 and card.provenance["search"]["reward_psnr"] == best["reward"]
 
 

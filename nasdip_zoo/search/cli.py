@@ -176,7 +176,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                                    "crop": s["crop"] or "full (multiple of 32)", "protocol": protocol.__dict__},
                   "iterations_per_candidate": s["iterations"], "channels": channels, "log": str(out / "candidates.jsonl")}
     cards = export_cards(entries, out / "cards", k=int(s["top_k"]), task=task, settings=dip,
-                         prefix=f"search-{task}-{s['algorithm']}", provenance=provenance)
+                         prefix=f"search-{task}-{s['algorithm']}", provenance=provenance, iterations=int(s["iterations"]),
+                         images_note=(f"{s['crop']}x{s['crop']} crops" if s["crop"] else "full-size images") + f" at {channels} channels")
     logs = collect_logs(root)
     print(summary({s["algorithm"]: entries}))
     for c in cards:

@@ -289,11 +289,14 @@ def export_cards(
     prefix: str | None = None,
     provenance: Mapping[str, Any] | None = None,
     description: str = "",
+    images_note: str = "",
+    iterations: int | None = None,
 ) -> list[Path]:
     """Write the top-``k`` candidates as genotype cards (``get_genotype(path)``-loadable, ready for ``nasdip hub push``).
 
     ``settings``: the DIP settings the search used (lr, reg_noise_std, ema, input_channels,
-    input_scale); each card gets its own estimated t* and a note on how it was estimated.
+    input_scale); each card gets its own estimated t* and a note on how it was estimated
+    (``images_note``, e.g. "32x32 crops at 16 channels"; a t* equal to ``iterations`` is flagged).
     """
     from ..zoo import TASKS, Card, DIPSettings
 
@@ -309,12 +312,16 @@ def export_cards(
         if task not in TASKS:  # a user operator: no card task to attach settings to; a bare genotype
             paths.append(g.save(out / f"{name}.json"))
             continue
+        note = f"search estimate: argmax of the mean PSNR over {e['images']} training images"
+        note += f" ({images_note})" if images_note else ""
+        note += "; valid for that image size and width, re-estimate for others"
+        if iterations is not None and e["t_star"] >= iterations:
+            note += f"; t* hit the search's {iterations}-iteration budget (PSNR still rising): search with more iterations"
         dip = DIPSettings(
             lr=float(settings["lr"]), reg_noise_std=float(settings["reg_noise_std"]), t_star=int(e["t_star"]),
             released_iterations=None, ema=settings.get("ema"), input_channels=int(settings.get("input_channels", 32)),
             input_scale=float(settings.get("input_scale", 0.1)),
-            t_star_source=f"search estimate: argmax of the mean PSNR over {e['images']} training images "
-                          f"(valid for that image size; re-estimate for other sizes)",
+            t_star_source=note,
         )
         card = Card(name=name, task=task, genotype=g, settings={task: dip},
                     description=description or f"Searched for {task} by nasdip search ({e['algorithm']}), rank {rank}: {g.describe()}",
