@@ -343,3 +343,16 @@ def test_cli_errors_and_recipes(tmp_path, capsys):
         assert set(raw) <= set(DEFAULTS), p
         if p.stem.endswith("paper"):
             assert raw["images"] == 100 and raw["crop"] == 0 and raw["channels"] == 128
+
+
+def test_cli_search_on_ray_matches_local(tmp_path, ray_executor):
+    """`--executor ray` (joining the module's Ray instance) writes the same log as `--executor local`."""
+    d = make_train_dir(tmp_path / "train")
+    base = ["search", "--task", "denoise", "--train-dir", str(d), "--budget", "2", "--images", "2", "--crop", "16",
+            "--iterations", "3", "--channels", "8", "--batch-size", "2", "--algorithm", "evolution", "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "local")]) == 0
+    assert main(base + ["--out", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    local = read_log(tmp_path / "local" / "evolution" / "candidates.jsonl")
+    remote = read_log(tmp_path / "ray" / "evolution" / "candidates.jsonl")
+    assert len(local) == 2 and stable(local) == stable(remote)
+    assert all(e["worker"] != local[0]["worker"] for e in remote)
