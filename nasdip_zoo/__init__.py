@@ -18,6 +18,9 @@ from .metrics import psnr, psnr_y, ssim
 from .restore import DIPRestorer, RestorationDiverged, RestoreResult
 from .zoo import Card, DIPSettings, get_card, get_genotype, list_genotypes
 
+from . import hub  # registers the local-dir: and hf-hub: references (imports huggingface_hub only when used)
+from .hub import from_pretrained, push_to_hub, save_pretrained
+
 __all__ = [
     "Backbone",
     "Card",
@@ -33,6 +36,7 @@ __all__ = [
     "UpsamplingCell",
     "build_nasdip",
     "count_parameters",
+    "from_pretrained",
     "get_card",
     "get_genotype",
     "list_genotypes",
@@ -43,5 +47,7 @@ __all__ = [
     "psnr_y",
     "save_image",
     "ssim",
+    "push_to_hub",
+    "save_pretrained",
     "upsampling_cell",
 ]

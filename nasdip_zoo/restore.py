@@ -135,8 +135,24 @@ class _RunState:
     oracle_psnr: float | None = None
     oracle_iteration: int | None = None
 
+    _LISTS = ("losses", "psnrs", "ema_psnrs")
+
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """Plain, standard JSON (NaN of rolled-back iterations becomes null)."""
+        d = dict(self.__dict__)
+        for k in self._LISTS:
+            d[k] = [None if not math.isfinite(v) else v for v in d[k]]
+        for k in ("last_obs_psnr", "oracle_psnr"):
+            if d[k] is not None and not math.isfinite(d[k]):
+                d[k] = None
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "_RunState":
+        d = dict(d)
+        for k in cls._LISTS:
+            d[k] = [math.nan if v is None else float(v) for v in d.get(k, [])]
+        return cls(**d)
 
 
 def _nan_if_none(x: float | None) -> float:
@@ -318,7 +334,11 @@ class DIPRestorer:
             oracle = loaded["oracle"].to(dev) if "oracle" in loaded else None
             snap_items = {k[5:]: v.to(dev) for k, v in loaded.items() if k.startswith("snap.")}
             snap = snap_items or None
-            st = _RunState(**loaded["__state__"])
+            st = _RunState.from_json(loaded["__state__"])
+            if gt is not None:  # the first part may have run without a ground truth
+                st.psnrs += [math.nan] * (st.iteration - len(st.psnrs))
+                if ema_w is not None:
+                    st.ema_psnrs += [math.nan] * (st.iteration - len(st.ema_psnrs))
 
         def take_snapshot() -> dict[str, torch.Tensor]:
             flat = {f"net.{k}": v for k, v in net.state_dict().items()}
@@ -483,7 +503,7 @@ def _save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], settings: dic
     from safetensors.torch import save_file
 
     meta = {"format": CHECKPOINT_FORMAT, "settings": settings, "state": st.to_json()}
-    text = json.dumps(meta)
+    text = json.dumps(meta, allow_nan=False)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     # the metadata inside the one safetensors file is authoritative, so a crash between the two
     # replaces can never pair tensors with the wrong state; the sidecar is for people and tools

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -190,6 +191,7 @@ def list_genotypes(task: str | None = None) -> list[str]:
 
 
 _SCHEMES: dict[str, Callable[[str], Card]] = {}
+_REPO_LIKE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(/[\w.-]+)?(@\S+)?")  # org/repo[/name][@rev]
 
 
 def register_scheme(prefix: str, resolver: Callable[[str], Card]) -> None:
@@ -211,7 +213,18 @@ def get_card(ref: str | os.PathLike[str] | Card) -> Card:
     p = Path(text)
     if p.suffix == ".json" or os.sep in text or "/" in text:
         if p.is_file():
-            return _card_from_file(p)
+            try:
+                return _card_from_file(p)
+            except ValueError as e:
+                raise ValueError(f"{e}. Bundled genotypes: {', '.join(bundled)}") from None
+        if p.is_dir():
+            raise ValueError(f"genotype {text!r} is a folder; load a card from it as 'local-dir:{text}'")
+        if p.suffix != ".json" and _REPO_LIKE.fullmatch(text):
+            raise ValueError(
+                f"genotype {text!r} is not a bundled name or a file; a bare name with a slash is never "
+                f"downloaded: for a Hugging Face Hub repository write 'hf-hub:{text}'. "
+                f"Bundled genotypes: {', '.join(bundled)}"
+            )
         raise ValueError(
             f"genotype {text!r}: no such file (a bare name is looked up in the zoo; bundled: "
             f"{', '.join(bundled)}; a path must point to a JSON card or genotype)"

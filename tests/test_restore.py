@@ -59,11 +59,11 @@ def test_inpainting_fills_holes(data_dir):
     observed = gt * mask
     res = DIPRestorer(small("nasdip-inpaint"), iterations=150, progress=False).restore(observed, "inpaint", mask=mask, ground_truth=gt)
     assert res.image.shape == gt.shape and res.image.dtype == np.float32
-    # measured: masked input 6.6 dB -> 29.0 dB after 150 iterations; holes filled far beyond a
-    # mean fill (observed pixels average) which scores about 13 dB
+    # measured: masked input 7.31 dB -> 29.98 dB after 150 iterations (+22.7 dB), and 14.4 dB above
+    # filling the holes with the mean of the known pixels (15.57 dB)
     assert res.psnr > psnr(observed, gt) + 15
     fill = np.where(mask > 0, gt, gt[mask > 0].mean())
-    assert res.psnr > psnr(fill, gt) + 5
+    assert res.psnr > psnr(fill, gt) + 8
 
 
 # --------------------------------------------------------------------- settings
@@ -322,3 +322,30 @@ def test_progress_bar_shows_and_silences(capsys):
     DIPRestorer(tiny(), iterations=3, progress=False).restore(img, ground_truth=gt)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_sidecar_is_standard_json_even_after_a_nan(tmp_path):
+    def no_nan(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    ckpt = tmp_path / "n.safetensors"
+    res = DIPRestorer(tiny(), iterations=5, progress=False).restore(_img(3), _Faulty({3}, "nan"), checkpoint=ckpt)
+    meta = json.loads((tmp_path / "n.safetensors.json").read_text(), parse_constant=no_nan)
+    assert meta["state"]["losses"][2] is None and meta["state"]["rollbacks"] == res.rollbacks == 1
+    # and resuming that finished run restores the NaN of the record
+    again = DIPRestorer(tiny(), iterations=5, progress=False).restore(_img(3), _Faulty(set(), "nan"), checkpoint=ckpt)
+    assert math.isnan(again.losses[2]) and again.rollbacks == 1
+
+
+def test_rollback_restores_weights_and_optimiser_exactly():
+    # with a fixed input (no jitter) a rollback at iteration 6 returns to the state at the start of
+    # iteration 5, so iteration 7 repeats iteration 5 exactly, and iteration 8 (after the same Adam
+    # step) repeats iteration 6 of a clean run
+    img = _img(7)
+    kw = dict(iterations=9, reg_noise_std=0.0, progress=False)
+    faulty = DIPRestorer(tiny(), **kw).restore(img, _Faulty({6}, "jump"))
+    clean = DIPRestorer(tiny(), **kw).restore(img, _Faulty(set(), "jump"))
+    assert faulty.rollbacks == 1
+    assert faulty.losses[:5] == clean.losses[:5]
+    assert faulty.losses[6] == clean.losses[4]
+    assert faulty.losses[7] == clean.losses[5]
