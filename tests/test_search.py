@@ -183,6 +183,20 @@ def test_dip_evaluator_reward_is_mean_psnr_at_t_star(train_images):
     assert cut.abandoned and cut.images == 1 and cut.reward == pytest.approx(res.rung_scores["1"])
 
 
+def test_a_diverging_candidate_is_logged_not_fatal(train_images, monkeypatch, tmp_path):
+    from nasdip_zoo import restore
+
+    def boom(self, *a, **k):
+        raise restore.RestorationDiverged("iteration 3: NaN/Inf in the output or loss")
+
+    monkeypatch.setattr(restore.DIPRestorer, "restore", boom)
+    ev = DIPEvaluator(train_images, iterations=3)
+    entries = SearchRunner(SPACE, RandomSearch(SPACE), ev, tmp_path, budget=2, progress=False).run()
+    assert [e["error"] for e in entries] == ["iteration 3: NaN/Inf in the output or loss"] * 2
+    assert all(e["abandoned"] and e["reward"] == 0.0 for e in entries)
+    assert export_cards(entries, tmp_path / "cards", task="denoise", settings=DIP_SETTINGS) == []
+
+
 @pytest.mark.parametrize("task", ["sr", "inpaint"])
 def test_dip_evaluator_other_tasks(train_images, task):
     ev = DIPEvaluator(train_images[:1], TaskProtocol(task, factor=2), iterations=3, curve_every=2)

@@ -51,6 +51,8 @@ class CandidateResult:
     curve_every: int = 1
     seconds: float = 0.0
     worker: str = ""
+    error: str | None = None
+    """Why DIP failed on this candidate (it diverged): reward 0 dB, marked abandoned, never exported."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,7 +193,7 @@ class DIPEvaluator:
         self.observations = [self.degrade(img, degrade_seed + i) for i, img in enumerate(self.images)]
 
     def __call__(self, genotype: Genotype, seed: int = 0, thresholds: Mapping[int, float] | None = None) -> CandidateResult:
-        from ..restore import DIPRestorer
+        from ..restore import DIPRestorer, RestorationDiverged
 
         t0 = time.perf_counter()
         restorer = DIPRestorer(genotype, iterations=self.iterations, seed=seed, device=self.device, progress=False,
@@ -201,7 +203,13 @@ class DIPEvaluator:
         abandoned = False
         thresholds = dict(thresholds or {})
         for gt, (obs, kwargs) in zip(self.images, self.observations):
-            res = restorer.restore(obs, ground_truth=gt, **kwargs)
+            try:
+                res = restorer.restore(obs, ground_truth=gt, **kwargs)
+            except RestorationDiverged as e:  # a bad architecture must not stop the search
+                return CandidateResult(reward=0.0, t_star=1, curve=[], per_image=[], images=len(curves) + 1,
+                                       abandoned=True, rung_scores=rung_scores, curve_every=self.curve_every,
+                                       seconds=time.perf_counter() - t0,
+                                       worker=f"{socket.gethostname()}:{os.getpid()}", error=str(e))
             curves.append(res.ema_psnrs if res.ema_psnrs is not None else res.psnrs)
             n = len(curves)
             if n < len(self.images):
