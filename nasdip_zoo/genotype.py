@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ._atomic import atomic_write
+
 SCHEMA_VERSION = 1
 
 # --- the choices of the upsampling-cell search space (paper Fig. 3) -------------------------
@@ -501,11 +503,5 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write JSON next to ``path`` and rename it into place, so readers never see half a file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(dumps_json(data) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    text = dumps_json(data) + "\n"
+    return atomic_write(p, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
