@@ -251,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(d, device="cpu", threads="1")
     d.set_defaults(func=_cmd_demo)
     from .bench.cli import add_parser as add_bench_parser
+    from .search.cli import add_parser as add_search_parser
+
     add_bench_parser(sub)
+    add_search_parser(sub)
     return parser
 
 

@@ -185,6 +185,9 @@ def test_resume_skips_finished_jobs(tmp_path, data_dir, monkeypatch):
     _, jobs = runner.plan_jobs(DenoiseProtocol(crop=64), folder, seeds=[0, 1], **plan)
     assert runner.run_jobs(jobs, progress=False) == {**runner.run_jobs(jobs, progress=False), "ran": 0, "skipped": 8}
     assert len(calls) == 8
+    stored = json.loads((tmp_path / "o/denoise/results.json").read_text())
+    stored["protocol"]["metric"] = "an older wording of the same metric"  # documentation, not a setting
+    (tmp_path / "o/denoise/results.json").write_text(json.dumps(stored))
     store, jobs = runner.plan_jobs(DenoiseProtocol(crop=64), folder, seeds=[0, 1, 2], **plan)
     assert runner.run_jobs(jobs, progress=False)["ran"] == 4
     assert sorted(c[2] for c in calls[8:]) == [2, 2, 2, 2] and len(store.records) == 12
@@ -257,3 +260,25 @@ def test_cli_classical_only_run_and_errors(tmp_path, data_dir, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["bench", "inpaint", "--data", str(folder), "--methods", "bicubic", "--out", str(out)]) == 2
     assert "sr baseline" in capsys.readouterr().err
+
+
+def test_cli_all_runs_three_tasks_in_one_budget(tmp_path, data_dir, capsys):
+    root = tmp_path / "data"
+    for src, names, mode in (("set5/x4_GT", ["bird_GT.png"], "RGB"), ("bm3d/gt", ["kodim03.png"], "RGB"),
+                             ("heide_inpainting/gt", ["boat.png"], "L")):
+        folder = _tiny_folder(tmp_path, data_dir, src, names, mode)
+        (root / src).parent.mkdir(parents=True, exist_ok=True)
+        folder.rename(root / src)
+    out = tmp_path / "res"
+    argv = ["bench", "all", "--data", str(root), "--preset", "cpu", "--methods", "bicubic", "tv", "biharmonic",
+            "--seeds", "0", "--out", str(out), "--time-budget", "600", "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for key in ("sr_x4", "denoise", "inpaint"):
+        assert f"{key}: 1/1 jobs done (100%)" in printed
+        data = json.loads((out / key / "results.json").read_text())
+        assert data["progress"]["time_budget_s"] == 600 and data["runs"][-1]["time_budget_s"] == 600
+        assert data["runs"][-1]["command"].startswith("nasdip bench all --data")
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--help"])
+    assert e.value.code == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ def add_parser(subparsers: Any) -> None:
     bench = subparsers.add_parser("bench", help="reproduce the paper's Tables 1 and 2 (SR, denoising, inpainting)")
     sub = bench.add_subparsers(dest="bench_task", required=True)
     for task, what in (("sr", "super-resolution (Y-PSNR, DIP's shave)"), ("denoise", "denoising, sigma 25"),
-                       ("inpaint", "inpainting, 50% of pixels kept")):
+                       ("inpaint", "inpainting, 50%% of pixels kept")):
         p = sub.add_parser(task, help=what)
         _common(p, data_help="folder of ground-truth images")
         p.set_defaults(func=_cmd_bench, tasks=[task])
@@ -64,8 +63,21 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_calibrate)
 
 
-def _command_line() -> str:
-    return "nasdip " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as a user would type it (rebuilt from the parsed arguments, so it is right when
+    ``main(argv)`` is called from Python too)."""
+    words = ["nasdip", "bench", args.bench_task] + ([args.task] if args.bench_task == "calibrate" else [])
+    for name, value in vars(args).items():
+        if name in ("func", "tasks", "bench_task", "command", "task") or value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words += [flag] + [str(v) for v in value]
+        else:
+            words += [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -94,7 +106,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if multi and args.methods:
             methods = [m for m in args.methods if _fits(m, task)]
         store, jobs = plan_jobs(protocol, data, methods=methods, preset=preset, images=args.images, seeds=args.seeds,
-                                iterations=args.iterations, out=args.out, device=args.device, command=_command_line())
+                                iterations=args.iterations, out=args.out, device=args.device, command=_command_line(args))
         stores.append(store)
         lists.append(jobs)
     summary = run_jobs(interleave(lists), device=args.device, time_budget=args.time_budget,
@@ -132,7 +144,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     methods = args.methods or list(TASK_GENOTYPES[args.task])
     entries = calibrate_t_star(protocol, args.data, methods, images=args.images or HELD_OUT_DEFAULT,
                                iterations=args.iterations, width=preset.width, seed=args.seed, device=args.device,
-                               progress=not args.no_progress, command=_command_line())
+                               progress=not args.no_progress, command=_command_line(args))
     target = Path(args.out) if args.out else CPU_TSTAR_FILE
     merge_calibrations(target, protocol.key, entries)
     for m, e in entries.items():

@@ -12,7 +12,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -145,7 +145,7 @@ class SRProtocol(Protocol):
     scored by PSNR on Y (BT.601) with DIP's 4 px shave (4 top/left, 5 bottom/right)."""
 
     task = "sr"
-    metric = "psnr_y (BT.601 Y in [16,235]/255, shave 4: DIP's super-resolution_eval_script)"
+    metric = "psnr_y (BT.601 Y scaled to 16..235 / 255, shave 4 as DIP's super-resolution_eval_script)"
 
     def __init__(self, scale: int = 4, crop: int | None = None) -> None:
         super().__init__(crop)

@@ -125,7 +125,8 @@ def markdown_table(data: dict[str, Any]) -> str:
         lines.append(f"| {m} | {', '.join(map(str, s.get('t_star', []))) or '-'} | {_f(s['psnr'])} | {orc} | {_f(s['ssim'], 4)} | "
                      f"{_f(s['seconds'], 1)} | {_f(s.get('seconds_per_iteration'), 3)} | {'; '.join(s.get('device', [])) or 'cpu'} | {s['n']} |")
     env = data.get("environment", {})
-    lines += ["", f"Command: `{data.get('command', '')}`", "",
+    commands = list(dict.fromkeys(r["command"] for r in data.get("runs", []) if r.get("command"))) or [data.get("command", "")]
+    lines += [""] + [f"Command: `{c}`" for c in commands] + ["",
               f"Machine: {env.get('cpu')} ({env.get('cpu_count')} cores, {env.get('torch_threads')} torch threads); "
               f"GPU: {env.get('cuda') or 'none'}; torch {env.get('torch')}; python {env.get('python')}; started {env.get('date')}.", ""]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -201,8 +201,11 @@ class ResultsStore:
                 raise ValueError(f"{self.path}: not valid JSON ({e}); move it away to start afresh") from None
             if old.get("format") != RESULTS_FORMAT:
                 raise ValueError(f"{self.path} is not a nasdip bench results file; use another --out")
+            def settings(d: dict[str, Any] | None) -> dict[str, Any]:  # the metric's text is documentation
+                return {k: v for k, v in (d or {}).items() if k != "metric"}
+
             for what, mine in (("protocol", protocol.config()), ("config", config)):
-                if old.get(what) != mine:
+                if settings(old.get(what)) != settings(mine):
                     raise ValueError(
                         f"{self.path} was made with {what} {old.get(what)} but this run uses {mine}; "
                         "use another --out (or the same settings) to resume"
@@ -315,7 +318,8 @@ def run_jobs(jobs: Iterable[Job], *, device: str = "auto", time_budget: float | 
 
         bar = tqdm(total=len(jobs), initial=skipped, desc="nasdip bench", unit="job")
     for st in stores.values():
-        st.data.setdefault("runs", []).append({"started": environment()["date"], "time_budget_s": time_budget})
+        st.data.setdefault("runs", []).append({"started": environment()["date"], "time_budget_s": time_budget,
+                                               "command": st.data.get("command")})
     try:
         if executor == "ray":  # issue 7: the same jobs as Ray tasks, recorded here as they finish
             from .ray_executor import run_jobs_ray
