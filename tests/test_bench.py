@@ -165,7 +165,8 @@ def test_each_protocol_end_to_end_json_table_plot(tmp_path, data_dir, task, src,
 
 
 def _fake_dip(calls: list):
-    def fake(method, sample, protocol, *, seed, iterations, width=None, device="auto", curve_every=1, progress=False):
+    def fake(method, sample, protocol, *, seed, iterations, width=None, device="auto", curve_every=1, progress=False,
+             deadline=None):
         calls.append((method, sample.name, seed))
         v = 20.0 + len(method) % 3 + seed * 0.1
         return {"kind": "dip", "psnr": v, "ssim": 0.5, "oracle_psnr": v + 1, "oracle_iteration": 2, "iterations": iterations,
@@ -209,6 +210,16 @@ def test_time_budget_stops_starting_jobs_and_records_the_fraction(tmp_path, data
     prog = json.loads(store.path.read_text())["progress"]
     assert prog == {**prog, "jobs_done": 1, "jobs_planned": 4, "fraction_done": 0.25, "stopped_by_time_budget": True}
     assert "stopped by the time budget" in markdown_table(json.loads(store.path.read_text()))
+
+
+def test_time_budget_interrupts_a_dip_job_running_at_the_deadline(tmp_path, data_dir):
+    folder = _tiny_folder(tmp_path, data_dir, "bm3d/gt", ["kodim03.png"], "RGB")
+    preset = replace(get_preset("cpu"), width=8, images={})
+    store, jobs = runner.plan_jobs(DenoiseProtocol(), folder, methods=["dip-skip", "nlm"], preset=preset, seeds=[0],
+                                   iterations=100_000, out=tmp_path / "o", device="cpu")
+    s = runner.run_jobs(jobs, time_budget=1.0, progress=False)  # no estimate yet: it starts, and is stopped
+    assert s["ran"] == 0 and s["stopped_by_time_budget"] and s["seconds"] < 30
+    assert json.loads(store.path.read_text())["records"] == {}
 
 
 def test_summary_pairs_methods_with_dip_skip_per_image_and_seed():

@@ -134,11 +134,8 @@ def markdown_table(data: dict[str, Any]) -> str:
 
 def plot_curves(data: dict[str, Any], path: Path) -> Path:
     """PSNR versus iteration: mean over images and seeds per DIP method (band: ± std), t* marked,
-    classical baselines as horizontal lines. Written with matplotlib's Agg backend."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
+    classical baselines as horizontal lines. Rendered by matplotlib's Agg canvas (no pyplot, no display)."""
+    try:  # a bare Figure renders with the Agg canvas and leaves pyplot's global backend alone
         from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("plots need matplotlib: pip install 'nasdip-zoo[bench]'") from e

@@ -26,7 +26,7 @@ from .baselines import BASELINES, run_baseline
 from .presets import Preset
 from .protocols import Protocol, Sample, list_images
 
-__all__ = ["Job", "ResultsStore", "run_dip", "run_classical", "plan_jobs", "run_jobs", "environment", "RESULTS_FORMAT"]
+__all__ = ["Job", "OutOfTime", "ResultsStore", "run_dip", "run_classical", "plan_jobs", "run_jobs", "environment", "RESULTS_FORMAT"]
 
 RESULTS_FORMAT = "nasdip-bench-results/1"
 
@@ -91,13 +91,18 @@ def _genotype_for(method: str, width: int | None):
     return g
 
 
+class OutOfTime(RuntimeError):
+    """A job was interrupted at the wall-clock deadline of ``--time-budget`` (nothing is recorded)."""
+
+
 def run_dip(method: str, sample: Sample, protocol: Protocol, *, seed: int, iterations: int,
             width: int | None = None, device: str = "auto", curve_every: int = 1,
-            progress: bool = False) -> dict[str, Any]:
+            progress: bool = False, deadline: float | None = None) -> dict[str, Any]:
     """One DIP run of ``method`` (a zoo name or card path) for exactly ``iterations`` iterations.
 
     Returns the headline PSNR of the final output (the protocol's metric), its SSIM, the ORACLE
-    best PSNR over the run and its iteration, the PSNR curve, timings and the device.
+    best PSNR over the run and its iteration, the PSNR curve, timings and the device. Raises
+    :class:`OutOfTime` when ``time.monotonic()`` passes ``deadline`` before the run ends.
     """
     from ..restore import DIPRestorer
     from ..zoo import get_card
@@ -112,14 +117,17 @@ def run_dip(method: str, sample: Sample, protocol: Protocol, *, seed: int, itera
     gt_t = torch.from_numpy(np.ascontiguousarray(sample.ground_truth)).permute(2, 0, 1)[None].double().to(restorer.device)
     curve: list[float] = []
 
-    def callback(it: int, info: dict[str, Any]) -> None:
+    def callback(it: int, info: dict[str, Any]) -> bool:
         curve.append(protocol.curve_value(info, gt_t) if (it % curve_every == 0 or it == iterations or task != "sr") else math.nan)
+        return deadline is not None and time.monotonic() > deadline  # True stops the restorer
 
     res = restorer.restore(
         sample.observation, sample.operator, scale=sample.scale, mask=sample.mask,
         ground_truth=None if task == "sr" else sample.ground_truth, callback=callback,
         out_channels=sample.ground_truth.shape[-1],
     )
+    if res.iterations < iterations:
+        raise OutOfTime(f"{method} stopped at iteration {res.iterations} of {iterations}: the time budget ran out")
     out = res.output
     arr = np.asarray(curve, dtype=np.float64)
     finite = np.where(np.isfinite(arr), arr, -np.inf)
@@ -302,8 +310,10 @@ def _estimate(job: Job) -> float:
 def run_jobs(jobs: Iterable[Job], *, device: str = "auto", time_budget: float | None = None,
              progress: bool = True, log: Callable[[str], None] | None = None, executor: str = "local",
              ray: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run ``jobs`` in order, skipping finished ones; with ``time_budget`` (seconds) no job is started that
-    would end past it. Records progress (fraction of jobs done) in every results file."""
+    """Run ``jobs`` in order, skipping finished ones. With ``time_budget`` (seconds) no job is started that
+    is expected to end past it (expected from finished jobs), and a DIP job still running at the deadline
+    is stopped and not recorded. Records progress (fraction of jobs done) in every results file.
+    ``executor="ray"`` runs them as Ray tasks (``ray``: address, cpus_per_job, gpus_per_job)."""
     jobs = list(jobs)
     stores = {id(j.store): j.store for j in jobs}
     samples: dict[tuple[int, str, int], Sample] = {}
@@ -340,8 +350,13 @@ def run_jobs(jobs: Iterable[Job], *, device: str = "auto", time_budget: float | 
             if job.is_dip:
                 width = job.store.config.get("width")
                 every = max(1, job.iterations // 300)
-                rec = run_dip(job.method, sample, job.store.protocol, seed=job.seed, iterations=job.iterations,
-                              width=width, device=device, curve_every=every)
+                try:
+                    rec = run_dip(job.method, sample, job.store.protocol, seed=job.seed, iterations=job.iterations,
+                                  width=width, device=device, curve_every=every,
+                                  deadline=None if time_budget is None else t0 + time_budget)
+                except OutOfTime:
+                    stopped = True
+                    break
             else:
                 rec = run_classical(job.method, sample, job.store.protocol)
             job.store.add(job, rec)
