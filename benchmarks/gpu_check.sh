@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Issue 7 on a GPU, in ONE device call of at most ~8 minutes (every part has its own time box).
-# Run from the repository root:   OUT=/some/folder bash benchmarks/gpu_check.sh
+# Run from the repository root:   OUT=/some/folder [BUDGET=450] bash benchmarks/gpu_check.sh
+# BUDGET (seconds, default 450) is split over the parts below in fixed shares; the sum of the hard
+# time boxes is BUDGET, plus Python start-up and the env probe (~10 s).
 # Needs only the device image's python3 + torch (no pip installs; ray/huggingface_hub are not imported).
 # Writes at most 8 files into $OUT (no sub-folders):
 #   env.txt, tests.txt, speed-cuda-*-main.{json,md}, speed-cuda-*-compile.{json,md}, speed-cuda-*-many.{json,md}
@@ -10,6 +12,9 @@ mkdir -p "$OUT"
 export PYTHONPATH=.
 PY="${PYTHON:-python3}"
 START=$(date +%s)
+BUDGET="${BUDGET:-450}"
+share() { echo $(( BUDGET * $1 / 100 )); }   # seconds for a part that gets $1 percent
+T1=$(share 13); T2=$(share 13); T3=$(share 38); T4=$(share 26); T5=$(share 10)
 log() { echo "[gpu_check $(( $(date +%s) - START ))s] $*" | tee -a "$OUT/env.txt"; }
 
 {
@@ -18,30 +23,30 @@ log() { echo "[gpu_check $(( $(date +%s) - START ))s] $*" | tee -a "$OUT/env.txt
 } >> "$OUT/env.txt" 2>&1
 
 # 1. fast paths agree with eager on CUDA (tiny problem): float32 paths within 0.05 dB, bf16/fp16 within 0.5 dB;
-#    restore_many equals separate runs (on CPU; a few seconds). 60 s, then 60 s for the compile test.
+#    restore_many equals separate runs (on CPU; a few seconds). 13% of BUDGET, then 13% for the compile test.
 log "part 1: agreement tests"
-timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_speed.py -k "cuda and not compile or restore_many or separable" >> "$OUT/tests.txt" 2>&1
+timeout "$T1" "$PY" -m pytest -q -p no:cacheprovider tests/test_speed.py -k "cuda and not compile or restore_many or separable" >> "$OUT/tests.txt" 2>&1
 log "tests rc=$?"
-timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_speed.py -k "cuda_compile" >> "$OUT/tests.txt" 2>&1
+timeout "$T2" "$PY" -m pytest -q -p no:cacheprovider tests/test_speed.py -k "cuda_compile" >> "$OUT/tests.txt" 2>&1
 log "compile test rc=$?"
 
 # 2. the four genotypes at 128/256/512 px, no-compile variants (eager fp32 is the baseline in the same run).
-#    No new problem starts after 130 s; hard stop at 170 s (results are written after every problem).
+#    38% of BUDGET; no new problem starts in its last 40 s (results are written after every problem).
 log "part 2: speed (no compile)"
-timeout 170 "$PY" benchmarks/speed.py --device cuda --sizes 128 256 512 --warmup 3 --repeats 3 --iters 5 \
-  --time-budget 130 --out "$OUT" --tag main > /dev/null 2>> "$OUT/env.txt"
+timeout "$T3" "$PY" benchmarks/speed.py --device cuda --sizes 128 256 512 --warmup 3 --repeats 3 --iters 5 \
+  --time-budget $(( T3 - 40 )) --out "$OUT" --tag main > /dev/null 2>> "$OUT/env.txt"
 log "speed rc=$?"
 
 # 3. torch.compile variants (compile time is in warm-up_s, not in ms/iter): nasdip-sr at 256 (then nasdip-denoise if time is left).
 log "part 3: speed (compile)"
-timeout 120 "$PY" benchmarks/speed.py --device cuda --genotypes nasdip-sr nasdip-denoise --sizes 256 --no-flops \
+timeout "$T4" "$PY" benchmarks/speed.py --device cuda --genotypes nasdip-sr nasdip-denoise --sizes 256 --no-flops \
   --variants eager auto cl+ip+compile+fused+sync25 cl+ip+compile+bf16+fused+sync25 \
-  --warmup 3 --repeats 3 --iters 5 --time-budget 50 --out "$OUT" --tag compile > /dev/null 2>> "$OUT/env.txt"
+  --warmup 3 --repeats 3 --iters 5 --time-budget $(( T4 / 2 - 10 )) --out "$OUT" --tag compile > /dev/null 2>> "$OUT/env.txt"
 log "compile speed rc=$?"
 
 # 4. restore_many: 8 images as 8 networks in one vmapped program against 8 sequential eager runs (128 px).
 log "part 4: restore_many throughput"
-timeout 45 "$PY" benchmarks/speed.py --device cuda --many-only --many 8 --many-size 128 --many-genotype nasdip-denoise \
+timeout "$T5" "$PY" benchmarks/speed.py --device cuda --many-only --many 8 --many-size 128 --many-genotype nasdip-denoise \
   --repeats 2 --iters 5 --out "$OUT" --tag many > /dev/null 2>> "$OUT/env.txt"
 log "many rc=$?"
 ls -la "$OUT" >> "$OUT/env.txt"
