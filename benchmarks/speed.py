@@ -83,6 +83,12 @@ class Problem:
         self.in_channels = dip.input_channels
         self._build = build_nasdip
 
+    def auto(self) -> FastPath:
+        """What ``DIPRestorer(fast="auto")`` picks for a long run of this problem."""
+        with torch.random.fork_rng(devices=[]):
+            net = self._build(self.genotype, in_channels=self.in_channels, out_channels=self.out_channels)
+        return FastPath.auto(self.device, net=net)
+
     def step(self, fast: FastPath) -> DIPStep:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -206,7 +212,7 @@ def measure_problem(problem: Problem, variants: list[str], args: argparse.Namesp
         row: dict[str, Any] = {"genotype": problem.name, "size": problem.size, "task": problem.task, "variant": label}
         rows[label] = row
         try:
-            fast = FastPath.from_label(label, dev)
+            fast = problem.auto() if label == "auto" else FastPath.from_label(label, dev)
             row["fast"] = fast.label
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
@@ -335,6 +341,9 @@ def markdown(report: dict[str, Any]) -> str:
              "host read and backtracking snapshot, every iteration or every k for syncK). Speed-up is against eager "
              "float32 in the same run. FLOPs: FlopCounterMode, forward + backward of one iteration "
              "(convolutions and matmuls only).", ""]
+    if report["device"].startswith("cpu"):
+        lines += ["CPU peak memory is the sampled increase of the process's resident set during a variant's "
+                  "construction and warm-up: approximate, and 0 when memory freed by earlier variants is reused.", ""]
     if report.get("conv_peak_flops"):
         lines.append("Measured dense-convolution peak: " + ", ".join(
             f"{k}: {v / 1e12:.1f} TFLOP/s" for k, v in report["conv_peak_flops"].items()))

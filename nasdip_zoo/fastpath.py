@@ -79,23 +79,26 @@ class FastPath:
         return cls()
 
     @classmethod
-    def auto(cls, device: str | torch.device = "cpu", iterations: int | None = None) -> "FastPath":
+    def auto(cls, device: str | torch.device = "cpu", iterations: int | None = None,
+             net: nn.Module | None = None) -> "FastPath":
         """The fastest combination measured to compute the same thing on this kind of device.
 
-        CPU (``benchmarks/results/speed-cpu-*``): channels-last, separable upsampling and in-place
-        activations, with
-        DIP's per-iteration checks (deferring them gains ~3% on a CPU, where reading the loss is
-        free); ``torch.compile`` is not chosen: it costs minutes of compilation on a small CPU.
-        CUDA: the same three, fused Adam, the loss read every 25 iterations
-        and (for runs of 200+ iterations) the whole step replayed as a CUDA graph, all float32
-        (torch's default TF32 convolutions); bf16 autocast stays opt-in: it changes the result
-        beyond 0.05 dB. See the README's ``## Speed``.
+        Measured with ``benchmarks/speed.py`` (``benchmarks/results/speed-cpu-*``; README ``## Speed``).
+        CPU: separable upsampling, in-place activations, channels-last (not for networks with
+        transposed convolutions, which it slows down: nasdip-inpaint) and, for runs of 200+
+        iterations, the loss read every 25 iterations. CUDA: the same plus fused Adam and, for runs
+        of 200+ iterations, the whole step replayed as a CUDA graph. All float32 (torch's default
+        TF32 convolutions on CUDA): bf16 autocast stays opt-in, it changes the result beyond 0.05 dB.
+        ``torch.compile`` is not chosen (minutes of compilation; its CPU backward failed with
+        channels-last). Short runs keep DIP's per-iteration checks, where deferring saves little.
         """
         dev = torch.device(device)
+        long_run = iterations is None or iterations >= 200
+        sync = 25 if long_run else 1
         if dev.type == "cuda":
-            long_run = iterations is None or iterations >= 200
-            return cls(channels_last=True, upsample=True, inplace=True, adam="fused", sync_every=25, cuda_graphs=long_run)
-        return cls(channels_last=True, upsample=True, inplace=True)
+            return cls(channels_last=True, upsample=True, inplace=True, adam="fused", sync_every=sync, cuda_graphs=long_run)
+        transposed = net is not None and any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
+        return cls(channels_last=not transposed, upsample=True, inplace=True, sync_every=sync)
 
     def check(self, device: str | torch.device) -> "FastPath":
         """Raise ValueError for options this device cannot run (autocast and CUDA graphs need CUDA)."""

@@ -234,10 +234,10 @@ class DIPRestorer:
         resolve_fast(fast, self.device)  # a bad value fails here, not mid-run
         self.fast = fast
 
-    def fast_path(self, iterations: int | None = None) -> FastPath:
-        """The :class:`~nasdip_zoo.fastpath.FastPath` a run of ``iterations`` uses (``fast="auto"`` decides per run)."""
+    def fast_path(self, iterations: int | None = None, net: nn.Module | None = None) -> FastPath:
+        """The :class:`~nasdip_zoo.fastpath.FastPath` a run of ``iterations`` on ``net`` uses (``fast="auto"`` decides per run)."""
         if isinstance(self.fast, str) and self.fast == "auto":
-            return FastPath.auto(self.device, iterations=iterations)
+            return FastPath.auto(self.device, iterations=iterations, net=net)
         return resolve_fast(self.fast, self.device)
 
     # ------------------------------------------------------------------ settings
@@ -326,7 +326,7 @@ class DIPRestorer:
         z = torch.rand((1, s["input_channels"], h, w), generator=gen, device=dev) * s["input_scale"]
         net = self._build(s["input_channels"], out_c).to(dev)
         net.train()  # DIP keeps BatchNorm in train mode throughout
-        fp = self.fast_path(s["iterations"])
+        fp = self.fast_path(s["iterations"], net)
         s["fast"] = fp.label
         step = DIPStep(net, op, target, s["lr"], fp, expected_output=(1, out_c, h, w))
         opt = step.optimizer

@@ -61,6 +61,12 @@ def test_labels_round_trip_and_bad_values_are_explained():
         DIPRestorer(_tiny(), device="cpu", fast="fastest")
     assert FastPath.auto("cpu").autocast is None and FastPath.auto("cuda").autocast is None  # defaults keep float32
     assert FastPath.auto("cuda", iterations=50).cuda_graphs is False
+    assert FastPath.auto("cpu", iterations=50).sync_every == 1 and FastPath.auto("cpu", iterations=3000).sync_every == 25
+    from nasdip_zoo.network import build_nasdip
+
+    inpaint = build_nasdip(get_genotype("nasdip-inpaint").replace(channels=8, skip_channels=8), 8, 1)
+    assert not FastPath.auto("cpu", net=inpaint).channels_last  # measured slower with transposed convolutions
+    assert FastPath.auto("cpu", net=build_nasdip(_tiny(), 8, 3)).channels_last
 
 
 # ---------------------------------------------------------------------------------------------- agreement (CPU)
@@ -82,7 +88,7 @@ def test_cpu_fast_paths_agree_with_eager(label, eager_cpu):
 
 def test_auto_is_what_the_restorer_runs_by_default(eager_cpu):
     res = _run("auto")
-    assert res.settings["fast"] == FastPath.auto("cpu", iterations=40).label
+    assert res.settings["fast"] == FastPath.auto("cpu", iterations=40).label == "cl+up+ip"
     assert abs(res.psnr - eager_cpu.psnr) < TOL_DB
 
 
