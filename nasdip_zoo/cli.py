@@ -92,6 +92,10 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     from .imageio import load_image, save_image
     from .restore import DIPRestorer
 
+    if Path(args.input).is_dir():  # folder mode (issue 7): INPUT folder -> OUTPUT folder, local or Ray
+        from .folder import cmd_restore_folder
+
+        return cmd_restore_folder(args)
     out = _check_output(args.output)
     if args.checkpoint is not None:
         ck = Path(args.checkpoint)
@@ -118,6 +122,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        fast=args.fast,
     )
     result = restorer.restore(
         observation, args.task, scale=args.scale, mask=mask, checkpoint=args.checkpoint,
@@ -235,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", help="save progress here (safetensors + .json) and resume from it if it exists")
     r.add_argument("--checkpoint-every", type=_positive_int, default=100, help="iterations between checkpoints (100)")
     common(r)
+    from .folder import add_folder_arguments
+
+    add_folder_arguments(r)
     r.set_defaults(func=_cmd_restore)
 
     d = sub.add_parser("demo", help="denoise the bundled image in about a minute on a CPU; writes a side-by-side PNG")
@@ -243,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(d, device="cpu", threads="1")
     d.set_defaults(func=_cmd_demo)
     from .bench.cli import add_parser as add_bench_parser
+    from .search.cli import add_parser as add_search_parser
+
     add_bench_parser(sub)
+    add_search_parser(sub)
     return parser
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ._atomic import atomic_write
+
 SCHEMA_VERSION = 1
 
 # --- the choices of the upsampling-cell search space (paper Fig. 3) -------------------------
@@ -492,18 +494,14 @@ def _build(name: str, kind: type, data: Any) -> Any:
 def dumps_json(data: Any) -> str:
     """Indented JSON with innermost lists of numbers on one line (matrix rows stay readable)."""
     text = json.dumps(data, indent=2)
-    return re.sub(r"\[\s*([-\d.,\s]+?)\s*\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    # indent=2 puts a newline right after "[" of every non-empty list; a JSON string never holds a
+    # raw newline, so this cannot touch brackets inside strings
+    return re.sub(r"\[\n\s*([-+\d.eE,\s]+?)\n\s*\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write JSON next to ``path`` and rename it into place, so readers never see half a file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(dumps_json(data) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    text = dumps_json(data) + "\n"
+    return atomic_write(p, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

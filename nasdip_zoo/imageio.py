@@ -15,7 +15,6 @@ Conventions
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -23,6 +22,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from ._atomic import atomic_write
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
 
@@ -223,29 +224,6 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             return im.copy()
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"not a readable image file: {p} ({e.__class__.__name__})") from None
-
-
-def atomic_write(path: str | os.PathLike, write: Any) -> Path:
-    """Call ``write(tmp_path)`` on a temp file in the target folder, then ``os.replace`` it into place.
-
-    Readers never see a half-written file; on any error the temp file is removed and nothing is left.
-    """
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp" + p.suffix, dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return p
 
 
 def save_image(image: ImageLike, path: str | os.PathLike) -> Path:

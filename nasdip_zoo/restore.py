@@ -14,13 +14,15 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
+from .fastpath import DIPStep, FastPath, resolve_fast
 from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
 
@@ -186,6 +188,7 @@ class DIPRestorer:
         backtrack_db: float | None = 5.0,
         max_rollbacks_in_a_row: int = 20,
         name: str | None = None,
+        fast: "str | FastPath | None" = "auto",
     ) -> None:
         from .genotype import Genotype  # lazy: keep `import nasdip_zoo` light
         from .zoo import get_card
@@ -228,6 +231,14 @@ class DIPRestorer:
         self.progress = progress
         self.backtrack_db = backtrack_db
         self.max_rollbacks_in_a_row = int(max_rollbacks_in_a_row)
+        resolve_fast(fast, self.device)  # a bad value fails here, not mid-run
+        self.fast = fast
+
+    def fast_path(self, iterations: int | None = None) -> FastPath:
+        """The :class:`~nasdip_zoo.fastpath.FastPath` a run of ``iterations`` uses (``fast="auto"`` decides per run)."""
+        if isinstance(self.fast, str) and self.fast == "auto":
+            return FastPath.auto(self.device, iterations=iterations)
+        return resolve_fast(self.fast, self.device)
 
     # ------------------------------------------------------------------ settings
     def settings_for(self, task: str | None) -> dict[str, Any]:
@@ -251,13 +262,13 @@ class DIPRestorer:
             "backtrack_db": self.backtrack_db,
         }
 
-    def _build(self, in_channels: int, out_channels: int) -> nn.Module:
+    def _build(self, in_channels: int, out_channels: int, seed: int | None = None) -> nn.Module:
         if self.module is not None:
             return copy.deepcopy(self.module)
         from .network import build_nasdip
 
         with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the global RNG
-            torch.random.default_generator.manual_seed(self.seed)
+            torch.random.default_generator.manual_seed(self.seed if seed is None else int(seed))
             return build_nasdip(self.genotype, in_channels=in_channels, out_channels=out_channels)
 
     # ------------------------------------------------------------------ the loop
@@ -315,7 +326,10 @@ class DIPRestorer:
         z = torch.rand((1, s["input_channels"], h, w), generator=gen, device=dev) * s["input_scale"]
         net = self._build(s["input_channels"], out_c).to(dev)
         net.train()  # DIP keeps BatchNorm in train mode throughout
-        opt = torch.optim.Adam(net.parameters(), lr=s["lr"])
+        fp = self.fast_path(s["iterations"])
+        s["fast"] = fp.label
+        step = DIPStep(net, op, target, s["lr"], fp, expected_output=(1, out_c, h, w))
+        opt = step.optimizer
         st = _RunState()
         ema: torch.Tensor | None = None
         current: torch.Tensor | None = None
@@ -363,27 +377,29 @@ class DIPRestorer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=s["iterations"], initial=st.iteration, desc=f"{self.name} {s['operator']}", leave=True)
-        mse = nn.MSELoss()
         reg = s["reg_noise_std"]
+        deferred = fp.sync_every > 1 and callback is None
+        if deferred:  # the loss/PSNR stay on the device; checks, rollbacks and the bar every k iterations
+            d = _Deferred(step, st, gt, ema_w, ema, current, oracle, dev)
         start_iter = st.iteration
         t0 = time.perf_counter()
         try:
             while st.iteration < s["iterations"]:
                 net_input = z + torch.randn(z.shape, generator=gen, device=dev) * reg if reg > 0 else z
-                opt.zero_grad(set_to_none=True)
-                out = net(net_input)
-                if out.shape[1] != out_c or out.shape[-2:] != (h, w):
-                    raise ValueError(
-                        f"the network returned {tuple(out.shape)}, expected 1x{out_c}x{h}x{w} (check its output channels)"
-                    )
-                measured = op(out)
-                if measured.shape != target.shape:
-                    raise ValueError(
-                        f"the operator maps the {tuple(out.shape)} image to {tuple(measured.shape)}, "
-                        f"but the observation is {tuple(target.shape)}"
-                    )
-                loss = mse(measured, target)
-                loss.backward()
+                if deferred:
+                    st.iteration += 1
+                    d.iterate(net_input)
+                    due = ckpt is not None and st.iteration % every == 0 and st.iteration < s["iterations"]
+                    if st.iteration % fp.sync_every == 0 or st.iteration == s["iterations"] or due:
+                        n_done = d.flush(self.backtrack_db, self.max_rollbacks_in_a_row)
+                        ema, current, oracle = d.ema, d.current, d.oracle
+                        if bar is not None:
+                            bar.set_postfix(d.postfix(), refresh=False)
+                            bar.update(n_done)
+                        if due:
+                            save(ckpt)
+                    continue
+                out, loss = step.forward_backward(net_input)
                 lv = float(loss.detach())
                 finite = math.isfinite(lv) and bool(torch.isfinite(out).all())
                 obs_psnr = -10.0 * math.log10(lv) if finite and lv > 0 else (math.inf if finite else math.nan)
@@ -408,13 +424,14 @@ class DIPRestorer:
                         )
                     net.load_state_dict({k[4:]: v for k, v in snap.items() if k.startswith("net.")})
                     _load_flat_optimizer(opt, {k[4:]: v for k, v in snap.items() if k.startswith("opt.")})
+                    step.reset_scaler()
                     ema = snap["ema"].clone() if "ema" in snap else None
                     current = snap["current"].clone() if "current" in snap else None
                 else:
                     st.in_a_row = 0
                     st.last_obs_psnr = obs_psnr
                     snap = _copy_into(snap, take_snapshot())
-                    opt.step()
+                    step.apply()
                     current = out.detach()
                     if ema_w is not None:
                         ema = current.clone() if ema is None else ema * ema_w + current * (1.0 - ema_w)
@@ -471,6 +488,206 @@ class DIPRestorer:
             rollbacks=st.rollbacks,
             settings=s,
         )
+
+    def restore_many(
+        self,
+        images: "Sequence[ImageLike]",
+        operator: Any = None,
+        *,
+        scale: int | None = None,
+        masks: "Sequence[ImageLike] | None" = None,
+        ground_truths: "Sequence[ImageLike] | None" = None,
+        seeds: "Sequence[int] | None" = None,
+        out_channels: int | None = None,
+    ) -> list[RestoreResult]:
+        """Restore N images of the same size as N independent runs (own network, Adam state, input noise
+        and seed; default seeds ``seed, seed+1, ...``) fused into one vmapped program per iteration.
+
+        Result ``i`` matches ``DIPRestorer(..., seed=seeds[i]).restore(images[i], ...)`` within float
+        tolerance (always the eager, per-iteration-checked loop; no checkpoint or callback). ``masks``
+        gives each image its own inpainting mask.
+        """
+        from .many import run_many
+
+        n = len(images)
+        if n == 0:
+            raise ValueError("restore_many needs at least one image")
+        seeds = [self.seed + i for i in range(n)] if seeds is None else [int(v) for v in seeds]
+        for label, seq in (("seeds", seeds), ("masks", masks), ("ground_truths", ground_truths)):
+            if seq is not None and len(seq) != n:
+                raise ValueError(f"{label} has {len(seq)} entries for {n} images; give one per image")
+        dev = self.device
+        ys, alphas, forms, ops = [], [], [], []
+        for i, img in enumerate(images):
+            t, form = to_tensor(img)
+            if t.shape[0] != 1:
+                raise ValueError(f"image {i} is a batch of {t.shape[0]}; pass one image per entry")
+            y, alpha = split_alpha(t)
+            if ys and y.shape != ys[0].shape:
+                raise ValueError(f"image {i} is {tuple(y.shape[1:])} but image 0 is {tuple(ys[0].shape[1:])}: "
+                                 "restore_many needs images of one size (group them by size)")
+            ys.append(y), alphas.append(alpha), forms.append(form)
+            ops.append(as_operator(operator, scale=scale, mask=masks[i] if masks is not None else None).to(dev))
+        op0 = ops[0]
+        task = _task_of(op0)
+        s = self.settings_for(task)
+        out_c = int(out_channels or ys[0].shape[1])
+        h, w = op0.output_size(tuple(ys[0].shape[-2:]))
+        s.update(operator=type(op0).__name__ if task is None else task, scale=getattr(op0, "factor", None),
+                 output_size=[h, w], seeds=seeds, batch=n, fast="restore_many (vmap)")
+        targets = torch.stack([op.prepare(y.to(dev)) for op, y in zip(ops, ys)])
+        if isinstance(op0, Inpainting):
+            extras = torch.stack([op.mask.to(dev).expand(1, out_c, h, w) for op in ops])
+            measure = lambda out, m: out * m  # noqa: E731
+        else:
+            extras = None
+            measure = lambda out, _m: op0(out)  # noqa: E731
+        gts = None
+        if ground_truths is not None:
+            gl = []
+            for g in ground_truths:
+                gt = split_alpha(to_tensor(g, dtype=torch.float64)[0])[0].to(dev)
+                if gt.shape[-2:] != (h, w) or gt.shape[1] != out_c:
+                    raise ValueError(f"a ground truth is {tuple(gt.shape[1:])} but the restored images will be {out_c}x{h}x{w}")
+                gl.append(gt)
+            gts = torch.stack(gl)
+        gens, zs, nets = [], [], []
+        for sd in seeds:
+            gen = torch.Generator(device=dev).manual_seed(sd)
+            zs.append(torch.rand((1, s["input_channels"], h, w), generator=gen, device=dev) * s["input_scale"])
+            gens.append(gen)
+            nets.append(self._build(s["input_channels"], out_c, seed=sd).to(dev))
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=s["iterations"], desc=f"{self.name} {s['operator']} x{n}", leave=True)
+        try:
+            run = run_many(nets, torch.stack(zs), gens, targets, measure, extras=extras, ground_truths=gts,
+                           iterations=s["iterations"], lr=s["lr"], reg_noise_std=s["reg_noise_std"], ema_weight=s["ema"],
+                           backtrack_db=self.backtrack_db, max_rollbacks_in_a_row=self.max_rollbacks_in_a_row, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        results = []
+        for i in range(n):
+            def back(t: torch.Tensor | None) -> ImageLike | None:
+                return None if t is None else from_tensor(merge_alpha(t[i].float(), alphas[i]), forms[i])
+
+            si = dict(s, seed=seeds[i])
+            if run.diverged[i]:
+                si["diverged"] = run.diverged[i]
+                warnings.warn(f"restore_many: image {i} diverged: {run.diverged[i]}", RuntimeWarning, stacklevel=2)
+            results.append(RestoreResult(
+                image=back(run.current), ema_image=back(run.ema), losses=run.losses[i],
+                psnrs=run.psnrs[i] if gts is not None else None,
+                ema_psnrs=run.ema_psnrs[i] if gts is not None and s["ema"] is not None else None,
+                oracle_psnr=run.oracle_psnr[i], oracle_iteration=run.oracle_iteration[i],
+                oracle_image=back(run.oracle) if gts is not None else None, iterations=run.iterations,
+                seconds=run.seconds, iterations_per_second=run.iterations / run.seconds if run.seconds > 0 else 0.0,
+                rollbacks=run.rollbacks[i], settings=si,
+            ))
+        return results
+
+
+class _Deferred:
+    """The deferred-synchronisation loop's device state: k iterations run without a host read, then
+    one read checks them all (NaN/Inf and DIP's backtracking), rolling the whole block back to the
+    last checked state if any of them failed (a failure is seen at most k iterations late)."""
+
+    def __init__(self, step: DIPStep, st: "_RunState", gt: torch.Tensor | None, ema_w: float | None,
+                 ema: torch.Tensor | None, current: torch.Tensor | None, oracle: torch.Tensor | None,
+                 dev: torch.device) -> None:
+        self.step, self.st, self.gt, self.ema_w = step, st, gt, ema_w
+        self.ema, self.current, self.oracle = ema, current, oracle
+        self.pending: list[torch.Tensor] = []
+        self.best = torch.tensor(st.oracle_psnr if st.oracle_psnr is not None else -math.inf, dtype=torch.float64, device=dev)
+        self.best_it = torch.tensor(st.oracle_iteration or 0, dtype=torch.float64, device=dev)
+        self.snap = step.snapshot()
+        self.saved = self._keep()
+        self.has_snap = st.iteration > 0  # a resumed run starts from a checked state
+        self.nan = torch.tensor(math.nan, dtype=torch.float64, device=dev)
+
+    def _keep(self) -> tuple:
+        c = lambda t: None if t is None else t.clone()  # noqa: E731
+        return c(self.ema), c(self.current), c(self.oracle), self.best.clone(), self.best_it.clone()
+
+    def iterate(self, net_input: torch.Tensor) -> None:
+        out, loss = self.step(net_input)
+        cur = out.detach().clone() if self.step.fast.cuda_graphs else out.detach()
+        self.current = cur
+        if self.ema_w is not None:
+            self.ema = cur.clone() if self.ema is None else self.ema * self.ema_w + cur * (1.0 - self.ema_w)
+        p = ep = self.nan
+        if self.gt is not None:
+            p = _psnr_dev(cur, self.gt)
+            ep = _psnr_dev(self.ema, self.gt) if self.ema is not None else self.nan
+            src = self.ema if self.ema is not None else cur
+            score = ep if self.ema is not None else p
+            better = score > self.best
+            self.best = torch.where(better, score, self.best)
+            self.best_it = torch.where(better, torch.full_like(self.best_it, self.st.iteration), self.best_it)
+            self.oracle = src.clone() if self.oracle is None else torch.where(better, src, self.oracle)
+        self.pending.append(torch.stack([loss.detach().double(), torch.isfinite(out).all().double(), p, ep]))
+
+    def flush(self, backtrack_db: float | None, max_in_a_row: int) -> int:
+        """Read the pending iterations, check them, accept or roll back the block; returns its length."""
+        st = self.st
+        rows = torch.stack(self.pending).tolist()
+        best, best_it = float(self.best), int(self.best_it)
+        self.pending.clear()
+        why = None
+        first_bad = -1
+        last = st.last_obs_psnr
+        for j, (lv, fin, p, ep) in enumerate(rows):
+            st.losses.append(lv)
+            finite = math.isfinite(lv) and fin > 0
+            obs = -10.0 * math.log10(lv) if finite and lv > 0 else (math.inf if finite else math.nan)
+            if why is None and (not finite or (backtrack_db is not None and last is not None and obs - last < -backtrack_db)):
+                why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {backtrack_db} dB"
+                first_bad = j
+            if why is None:
+                last = obs
+            if self.gt is not None:
+                st.psnrs.append(p if why is None else math.nan)
+                if self.ema_w is not None:
+                    st.ema_psnrs.append(ep if why is None else math.nan)
+        if why is not None:
+            st.rollbacks += 1
+            st.in_a_row += 1
+            if not self.has_snap and first_bad == 0:  # else the run's initial state is the good state
+                raise RestorationDiverged(f"iteration {st.iteration}: {why} before any good state to roll back to; try a lower lr")
+            if st.in_a_row > max_in_a_row:
+                raise RestorationDiverged(
+                    f"iteration {st.iteration}: {st.in_a_row} rollbacks in a row ({why}); the run does not recover, try a lower lr")
+            self.step.restore(self.snap)
+            c = lambda t: None if t is None else t.clone()  # noqa: E731
+            ema, cur, orc, b, bi = self.saved
+            self.ema, self.current, self.oracle, self.best, self.best_it = c(ema), c(cur), c(orc), b.clone(), bi.clone()
+        else:
+            st.in_a_row = 0
+            st.last_obs_psnr = last
+            if self.gt is not None and best_it > 0:
+                st.oracle_psnr, st.oracle_iteration = best, best_it
+            self.step.snapshot(self.snap)
+            self.saved = self._keep()
+            self.has_snap = True
+        return len(rows)
+
+    def postfix(self) -> dict[str, Any]:
+        st = self.st
+        post: dict[str, Any] = {"loss": f"{st.losses[-1]:.3g}"}
+        if self.gt is not None:
+            seq = st.ema_psnrs if self.ema_w is not None else st.psnrs
+            post["psnr"] = f"{seq[-1]:.2f}"
+        if st.rollbacks:
+            post["rollbacks"] = st.rollbacks
+        return post
+
+
+def _psnr_dev(x: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """PSNR as a float64 device tensor (no host synchronisation)."""
+    return -10.0 * torch.log10(torch.mean((x.double() - gt) ** 2))
 
 
 def _task_of(op: Operator) -> str | None:

@@ -168,3 +168,12 @@ def test_json_round_trip_property(seed, which):
     g = SPACES[which].sample(seed)
     assert Genotype.from_json(g.to_json()) == g
     assert Genotype.from_dict(json.loads(json.dumps(g.to_dict()))) == g
+
+
+def test_json_writer_keeps_strings_intact_and_rows_compact():
+    from nasdip_zoo.genotype import dumps_json
+
+    data = {"protocol": "Y in [16,235]/255, shave [4, 4]", "m": [[1, 0], [0, 1]], "x": [1.5, 2e-05]}
+    text = dumps_json(data)
+    assert json.loads(text) == data
+    assert '"Y in [16,235]/255, shave [4, 4]"' in text and "[1, 0]," in text and "[1.5, 2e-05]" in text

@@ -125,3 +125,21 @@ def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
         atomic_write(target, half_then_crash)
     assert target.read_bytes() == b"old"  # the previous file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # and no temp file is left
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from nasdip_zoo.genotype import Genotype
+    from nasdip_zoo.imageio import atomic_write
+
+    mask = os.umask(0o022)
+    try:
+        p = atomic_write(tmp_path / "a.txt", lambda tmp: open(tmp, "w").write("x"))
+        g = Genotype().save(tmp_path / "g.json")
+    finally:
+        os.umask(mask)
+    for f in (p, g):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644  # not mkstemp's private 0600
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.txt", "g.json"]

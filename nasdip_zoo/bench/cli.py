@@ -7,6 +7,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from ..executors import add_executor_arguments  # light: Ray is imported only by --executor ray
+
 __all__ = ["add_parser", "STANDARD_DATA"]
 
 # where each task's test set lives under ../shared/data (used by `nasdip bench all --data ROOT`)
@@ -31,6 +33,7 @@ def _common(p: argparse.ArgumentParser, *, data_help: str) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--time-budget", type=float, help="wall-clock seconds: start no job that would end past it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_executor_arguments(p)  # issue 7: --executor ray, --ray-address, --cpus-per-job, --gpus-per-job
 
 
 def add_parser(subparsers: Any) -> None:
@@ -107,7 +110,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         stores.append(store)
         lists.append(jobs)
     summary = run_jobs(interleave(lists), device=args.device, time_budget=args.time_budget,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, executor=args.executor,
+                       ray={"address": args.ray_address, "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job})
     for store in stores:
         paths = write_report(store.folder)
         prog = store.data["progress"]

@@ -308,7 +308,8 @@ def _estimate(job: Job) -> float:
 
 
 def run_jobs(jobs: Iterable[Job], *, device: str = "auto", time_budget: float | None = None,
-             progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             progress: bool = True, log: Callable[[str], None] | None = None, executor: str = "local",
+             ray: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``jobs`` in order, skipping finished ones. With ``time_budget`` (seconds) no job is started that
     is expected to end past it (expected from finished jobs), and a DIP job still running at the deadline
     is stopped and not recorded. Records progress (fraction of jobs done) in every results file."""
@@ -329,6 +330,13 @@ def run_jobs(jobs: Iterable[Job], *, device: str = "auto", time_budget: float | 
         st.data.setdefault("runs", []).append({"started": environment()["date"], "time_budget_s": time_budget,
                                                "command": st.data.get("command")})
     try:
+        if executor == "ray":  # issue 7: the same jobs as Ray tasks, recorded here as they finish
+            from .ray_executor import run_jobs_ray
+
+            ran, stopped = run_jobs_ray(todo, device=device, t0=t0, time_budget=time_budget, bar=bar, log=log, **(ray or {}))
+            todo = []
+        elif executor != "local":
+            raise ValueError(f"executor {executor!r} is not 'local' or 'ray'")
         for job in todo:
             if time_budget is not None and (time.monotonic() - t0) + _estimate(job) > time_budget:
                 stopped = True

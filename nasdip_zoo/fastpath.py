@@ -1,0 +1,468 @@
+"""Fast paths for DIP's iteration: the same computation (to float tolerance), fewer seconds.
+
+A :class:`FastPath` is a frozen set of options; :class:`DIPStep` is one DIP iteration (forward,
+loss, backward, Adam step) built with those options. The restorer runs exactly this step and
+``benchmarks/speed.py`` times exactly this step, so the measured speed is the restorer's.
+
+Options: channels-last memory format; ``torch.compile`` (falls back to eager with one warning when
+it is unavailable or fails); bf16/fp16 autocast (CUDA only; fp16 with a gradient scaler); Adam's
+for-loop, foreach or fused kernels; reading the loss to the host only every ``sync_every``
+iterations; and replaying the whole fixed-shape step as one CUDA graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FastPath", "DIPStep", "resolve_fast", "ADAM_IMPLS", "AUTOCAST_DTYPES"]
+
+ADAM_IMPLS = ("default", "loop", "foreach", "fused")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_WARNED: set[str] = set()
+_FP16_SCALE = 2.0**10  # DIP's MSE gradients are small: a modest first scale avoids skipped overflow steps
+
+
+def _warn_once(key: str, msg: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """How to run DIP's iteration fast; the default instance is plain eager float32 (``FastPath.off()``).
+
+    channels_last: NHWC memory format for the network, its input and its weights.
+    compile: ``torch.compile`` the network (``compile_mode`` is passed as ``mode``); eager on failure.
+    autocast: ``"bf16"`` or ``"fp16"`` mixed precision (CUDA only; the loss stays float32).
+    adam: ``"default"`` (torch's choice), ``"loop"``, ``"foreach"`` or ``"fused"`` Adam kernels.
+    sync_every: read loss/PSNR to the host every k iterations (NaN checks and backtracking happen
+        there); 1 is DIP's per-iteration behaviour. A callback forces 1.
+    cuda_graphs: capture the whole step (forward, backward, Adam) once and replay it (CUDA only).
+    upsample: compute the cells' 2x bilinear/bicubic upsampling as separable fixed-tap slices (the same
+        numbers to float rounding; a much cheaper backward than ``upsample_bicubic2d_backward``).
+    inplace: ReLU/LeakyReLU that follow another layer inside a block run in place (bit-identical
+        numbers; one memory pass and one activation-sized allocation less per block).
+    """
+
+    channels_last: bool = False
+    compile: bool = False
+    compile_mode: str | None = None
+    autocast: str | None = None
+    adam: str = "default"
+    sync_every: int = 1
+    cuda_graphs: bool = False
+    upsample: bool = False
+    inplace: bool = False
+
+    def __post_init__(self) -> None:
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast={self.autocast!r} is not allowed; use None, 'bf16' or 'fp16'")
+        if self.adam not in ADAM_IMPLS:
+            raise ValueError(f"adam={self.adam!r} is not allowed; choose one of {ADAM_IMPLS}")
+        if not isinstance(self.sync_every, int) or isinstance(self.sync_every, bool) or self.sync_every < 1:
+            raise ValueError(f"sync_every={self.sync_every!r} must be a positive integer (1 = every iteration)")
+        if self.cuda_graphs and self.autocast == "fp16":
+            raise ValueError("cuda_graphs cannot be combined with autocast='fp16' (its gradient scaler syncs); use 'bf16'")
+
+    @classmethod
+    def off(cls) -> "FastPath":
+        """Plain eager float32, DIP's reference loop (sync every iteration)."""
+        return cls()
+
+    @classmethod
+    def auto(cls, device: str | torch.device = "cpu", iterations: int | None = None) -> "FastPath":
+        """The fastest combination measured to compute the same thing on this kind of device.
+
+        CPU (``benchmarks/results/speed-cpu-*``): channels-last, separable upsampling and in-place
+        activations, with
+        DIP's per-iteration checks (deferring them gains ~3% on a CPU, where reading the loss is
+        free); ``torch.compile`` is not chosen: it costs minutes of compilation on a small CPU.
+        CUDA: the same three, fused Adam, the loss read every 25 iterations
+        and (for runs of 200+ iterations) the whole step replayed as a CUDA graph, all float32
+        (torch's default TF32 convolutions); bf16 autocast stays opt-in: it changes the result
+        beyond 0.05 dB. See the README's ``## Speed``.
+        """
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            long_run = iterations is None or iterations >= 200
+            return cls(channels_last=True, upsample=True, inplace=True, adam="fused", sync_every=25, cuda_graphs=long_run)
+        return cls(channels_last=True, upsample=True, inplace=True)
+
+    def check(self, device: str | torch.device) -> "FastPath":
+        """Raise ValueError for options this device cannot run (autocast and CUDA graphs need CUDA)."""
+        dev = torch.device(device)
+        if dev.type != "cuda":
+            if self.autocast is not None:
+                raise ValueError(f"autocast={self.autocast!r} needs a CUDA device (got {dev}); use autocast=None on CPU")
+            if self.cuda_graphs:
+                raise ValueError(f"cuda_graphs=True needs a CUDA device (got {dev}); use cuda_graphs=False")
+        return self
+
+    @property
+    def label(self) -> str:
+        """A short name of the combination, e.g. ``cl+compile+bf16+fused+sync25+graphs`` (``eager`` for off)."""
+        parts = []
+        if self.channels_last:
+            parts.append("cl")
+        if self.compile:
+            parts.append("compile" if not self.compile_mode else f"compile:{self.compile_mode}")
+        if self.autocast:
+            parts.append(self.autocast)
+        if self.adam != "default":
+            parts.append(self.adam)
+        if self.sync_every > 1:
+            parts.append(f"sync{self.sync_every}")
+        if self.cuda_graphs:
+            parts.append("graphs")
+        if self.upsample:
+            parts.append("up")
+        if self.inplace:
+            parts.append("ip")
+        return "+".join(parts) or "eager"
+
+    @classmethod
+    def from_label(cls, label: str, device: str | torch.device = "cpu") -> "FastPath":
+        """Parse a :attr:`label` (``eager``/``off``, ``auto``, or parts joined by ``+``: cl, compile,
+        compile:MODE, bf16, fp16, loop, foreach, fused, syncK, graphs, up, ip)."""
+        label = label.strip()
+        if label in ("eager", "off", ""):
+            return cls.off()
+        if label == "auto":
+            return cls.auto(device)
+        kw: dict[str, Any] = {}
+        for part in label.split("+"):
+            if part == "cl":
+                kw["channels_last"] = True
+            elif part == "compile" or part.startswith("compile:"):
+                kw["compile"] = True
+                kw["compile_mode"] = part.split(":", 1)[1] if ":" in part else None
+            elif part in AUTOCAST_DTYPES:
+                kw["autocast"] = part
+            elif part in ADAM_IMPLS:
+                kw["adam"] = part
+            elif part.startswith("sync") and part[4:].isdigit():
+                kw["sync_every"] = int(part[4:])
+            elif part == "graphs":
+                kw["cuda_graphs"] = True
+            elif part == "up":
+                kw["upsample"] = True
+            elif part == "ip":
+                kw["inplace"] = True
+            else:
+                raise ValueError(
+                    f"fast path {label!r}: unknown part {part!r}; use eager, auto or parts joined by '+' "
+                    "(cl, compile, compile:MODE, bf16, fp16, loop, foreach, fused, syncK, graphs, up, ip)"
+                )
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> "FastPath":
+        return replace(self, **changes)
+
+
+def resolve_fast(fast: "str | FastPath | None", device: str | torch.device) -> FastPath:
+    """``"auto"`` -> :meth:`FastPath.auto` for the device, ``"off"``/None -> eager, a label (``"cl+sync25"``)
+    is parsed, a FastPath is checked against the device."""
+    if fast is None:
+        return FastPath.off()
+    if isinstance(fast, str):
+        try:
+            return FastPath.from_label(fast, device).check(device)
+        except ValueError as e:
+            raise ValueError(f"fast={fast!r} is not allowed: {e}; use 'auto', 'off', a label or a FastPath(...)") from None
+    if isinstance(fast, FastPath):
+        return fast.check(device)
+    raise ValueError(f"fast={fast!r} is not allowed; use 'auto', 'off', a label such as 'cl+sync25' or a FastPath(...)")
+
+
+# 2x upsampling (align_corners=False) as fixed taps: output 2i and 2i+1 are 4-tap (bicubic, A=-0.75)
+# or 2-tap (bilinear) combinations of replicate-padded neighbours, exactly torch's coefficients
+# (they are binary fractions) and its border clamping; only the order of float additions differs.
+_A = -0.75
+
+
+def _cc1(x: float) -> float:
+    return ((_A + 2) * x - (_A + 3)) * x * x + 1
+
+
+def _cc2(x: float) -> float:
+    return ((_A * x - 5 * _A) * x + 8 * _A) * x - 4 * _A
+
+
+_TAPS = {  # mode -> (pad, even taps starting at offset 0, odd taps starting at offset 1)
+    "bicubic": (2, (_cc2(1.75), _cc1(0.75), _cc1(0.25), _cc2(1.25)), (_cc2(1.25), _cc1(0.25), _cc1(0.75), _cc2(1.75))),
+    "bilinear": (1, (0.25, 0.75), (0.75, 0.25)),
+}
+
+
+def _up1d(x: torch.Tensor, dim: int, pad: int, even: tuple[float, ...], odd: tuple[float, ...]) -> torch.Tensor:
+    n = x.shape[dim] - 2 * pad
+    e = x.narrow(dim, 0, n) * even[0]
+    for k in range(1, len(even)):
+        e = torch.add(e, x.narrow(dim, k, n), alpha=even[k])  # one fused multiply-add pass per tap
+    o = x.narrow(dim, 1, n) * odd[0]
+    for k in range(1, len(odd)):
+        o = torch.add(o, x.narrow(dim, k + 1, n), alpha=odd[k])
+    shape = list(x.shape)
+    shape[dim] = 2 * n
+    return torch.stack([e, o], dim=dim + 1).reshape(shape)
+
+
+class SeparableUpsample2x(nn.Module):
+    """``F.interpolate(x, scale_factor=2, mode=bicubic|bilinear, align_corners=False)`` as separable slices."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        if mode not in _TAPS:
+            raise ValueError(f"SeparableUpsample2x: mode {mode!r} is not one of {sorted(_TAPS)}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad, even, odd = _TAPS[self.mode]
+        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # work on the NHWC view, so the interleaving reshapes stay views and the result stays channels-last
+            t = xp.permute(0, 2, 3, 1)
+            return _up1d(_up1d(t, 2, pad, even, odd), 1, pad, even, odd).permute(0, 3, 1, 2)
+        return _up1d(_up1d(xp, 3, pad, even, odd), 2, pad, even, odd)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+def separable_upsampling(net: nn.Module) -> int:
+    """Swap the network's bicubic/bilinear 2x ``Interpolate`` modules for :class:`SeparableUpsample2x` (in place)."""
+    from .cells import Interpolate
+
+    n = 0
+    for parent in list(net.modules()):
+        for name, child in list(parent._modules.items()):
+            if isinstance(child, Interpolate) and child.mode in _TAPS:
+                parent._modules[name] = SeparableUpsample2x(child.mode)
+                n += 1
+    return n
+
+
+def inplace_activations(net: nn.Module) -> int:
+    """Make every ReLU/LeakyReLU that is not the first layer of an ``nn.Sequential`` run in place.
+
+    Its input is then the previous layer's private output (a convolution, BatchNorm or upsampling,
+    none of which needs its output for backward), so the numbers are bit-identical; a wrong case
+    would make autograd raise, never silently differ. Returns how many were switched.
+    """
+    n = 0
+    for seq in net.modules():
+        if isinstance(seq, nn.Sequential):
+            for i, m in enumerate(seq):
+                if i > 0 and isinstance(m, (nn.ReLU, nn.LeakyReLU)) and not m.inplace:
+                    m.inplace = True
+                    n += 1
+    return n
+
+
+def _scalar_dtype() -> torch.dtype:
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+class DIPStep:
+    """One DIP iteration on ``net``: ``mse(operator(net(x)), target)``, backward, Adam; built per :class:`FastPath`.
+
+    ``forward_backward(x)`` returns the output and the (device) loss with gradients in place;
+    ``apply()`` takes the Adam step; ``__call__`` does both. ``snapshot()``/``restore(snap)`` copy
+    weights, BatchNorm buffers and Adam state in place (what backtracking and CUDA graphs need).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        operator: Callable[[torch.Tensor], torch.Tensor],
+        target: torch.Tensor,
+        lr: float,
+        fast: FastPath | None = None,
+        expected_output: tuple[int, ...] | None = None,
+    ) -> None:
+        self.fast = fast = fast or FastPath.off()
+        self.expected_output = tuple(expected_output) if expected_output is not None else None
+        self.device = target.device
+        fast.check(self.device)
+        self.net = net
+        if fast.upsample:
+            separable_upsampling(net)
+        if fast.inplace:
+            inplace_activations(net)
+        if fast.channels_last:
+            net.to(memory_format=torch.channels_last)
+        self.operator = operator
+        self.target = target
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        kw: dict[str, Any] = {}
+        if fast.adam == "loop":
+            kw["foreach"] = False
+        elif fast.adam == "foreach":
+            kw["foreach"] = True
+        elif fast.adam == "fused":
+            kw["fused"] = True
+        if fast.cuda_graphs:
+            kw["capturable"] = True
+        self.optimizer = torch.optim.Adam(self.params, lr=lr, **kw)
+        self._amp_dtype = AUTOCAST_DTYPES.get(fast.autocast) if fast.autocast else None
+        self.scaler = torch.amp.GradScaler("cuda", init_scale=_FP16_SCALE) if fast.autocast == "fp16" else None
+        self._model: Callable[[torch.Tensor], torch.Tensor] = net
+        self._compiled_ok = False
+        if fast.compile:
+            try:
+                self._model = torch.compile(net, mode=fast.compile_mode, dynamic=False)
+            except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
+                _warn_once("compile", f"torch.compile is unavailable ({type(e).__name__}: {e}); running eagerly")
+                self._model = net
+        self._graph: Any = None
+        self._graph_failed = False
+        self._static: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ the step
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        # the autocast weight cache must be off inside a captured graph (each replay re-casts the weights)
+        return torch.autocast(device_type="cuda", dtype=self._amp_dtype, cache_enabled=not self.fast.cuda_graphs)
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The network input in the step's memory format."""
+        return x.contiguous(memory_format=torch.channels_last) if self.fast.channels_last else x
+
+    def _fb(self, model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = model(x)
+            if self.expected_output is not None and tuple(out.shape) != self.expected_output:
+                want = "x".join(map(str, self.expected_output))
+                raise ValueError(f"the network returned {tuple(out.shape)}, expected {want} (check its output channels)")
+            measured = self.operator(out)
+            if measured.shape != self.target.shape:
+                raise ValueError(
+                    f"the operator maps the {tuple(out.shape)} image to {tuple(measured.shape)}, "
+                    f"but the observation is {tuple(self.target.shape)}"
+                )
+        if self._amp_dtype is not None:
+            out, measured = out.float(), measured.float()
+        loss = F.mse_loss(measured, self.target)
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        return out, loss
+
+    def forward_backward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward on input ``x``: returns ``(output, loss)`` (device tensors, no host sync)."""
+        x = self.prepare_input(x)
+        if self._model is not self.net and not self._compiled_ok:
+            try:
+                res = self._fb(self._model, x)
+                self._compiled_ok = True
+                return res
+            except Exception as e:  # noqa: BLE001 - the compiler failed: the same step eagerly
+                if isinstance(e, (ValueError, KeyboardInterrupt)):
+                    raise
+                _warn_once("compile-run", f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); running eagerly")
+                self._model = self.net
+        return self._fb(self._model, x)
+
+    def apply(self) -> None:
+        """Adam's step on the gradients of the last :meth:`forward_backward`."""
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One whole iteration (replayed as a CUDA graph when ``cuda_graphs`` is on and capture worked)."""
+        if self.fast.cuda_graphs and not self._graph_failed:
+            if self._graph is None:
+                self._capture(x)
+            if self._graph is not None:
+                static_in, static_out, static_loss = self._static  # type: ignore[misc]
+                static_in.copy_(self.prepare_input(x))
+                self._graph.replay()
+                return static_out, static_loss
+        out, loss = self.forward_backward(x)
+        self.apply()
+        return out, loss
+
+    # ------------------------------------------------------------------ state
+    def _ensure_optimizer_state(self) -> None:
+        """Create Adam's state as its first step would (zero moments, step 0): same numbers, fixed tensors."""
+        opt = self.optimizer
+        group = opt.param_groups[0]
+        on_device = bool(group.get("capturable") or group.get("fused"))
+        for p in self.params:
+            st = opt.state[p]
+            if not st:
+                st["step"] = (torch.zeros((), dtype=_scalar_dtype(), device=p.device) if on_device
+                              else torch.tensor(0.0, dtype=_scalar_dtype()))
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Every tensor an iteration changes: parameters, buffers, Adam's moments and step counts."""
+        self._ensure_optimizer_state()
+        ts = list(self.params) + [b for b in self.net.buffers()]
+        for p in self.params:
+            st = self.optimizer.state[p]
+            ts += [st["exp_avg"], st["exp_avg_sq"], st["step"]]
+        return ts
+
+    def snapshot(self, into: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Copy the state (into preallocated tensors when given: no allocation in the loop)."""
+        with torch.no_grad():
+            src = self.state_tensors()
+            if into is None:
+                return [t.detach().clone() for t in src]
+            for d, s in zip(into, src):
+                d.copy_(s)
+            return into
+
+    def restore(self, snap: list[torch.Tensor]) -> None:
+        """Copy a :meth:`snapshot` back in place (the tensors a captured graph reads stay the same)."""
+        with torch.no_grad():
+            for d, s in zip(self.state_tensors(), snap):
+                d.copy_(s)
+        self.reset_scaler()
+
+    def reset_scaler(self) -> None:
+        """A fresh fp16 gradient scale (after a rollback); nothing without fp16."""
+        if self.scaler is not None:
+            self.scaler = torch.amp.GradScaler("cuda", init_scale=_FP16_SCALE)
+
+    # ------------------------------------------------------------------ CUDA graphs
+    def _capture(self, x: torch.Tensor) -> None:
+        """Warm up on a side stream, put the state back, capture one whole step; eager on any failure."""
+        snap = self.snapshot()
+        try:
+            static_in = self.prepare_input(x).clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):  # compile/cuDNN autotune/allocator warm-up outside the capture
+                    self.forward_backward(static_in)
+                    self.optimizer.step()
+            torch.cuda.current_stream().wait_stream(side)
+            self.restore(snap)
+            graph = torch.cuda.CUDAGraph()
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.cuda.graph(graph):
+                static_out, static_loss = self._fb(self._model, static_in)
+                self.optimizer.step()
+            self._graph, self._static = graph, (static_in, static_out, static_loss)
+        except Exception as e:  # noqa: BLE001 - capture is an optimisation: never a failure
+            self._graph, self._graph_failed = None, True
+            torch.cuda.synchronize()
+            self.restore(snap)
+            _warn_once("graphs", f"CUDA graph capture failed ({type(e).__name__}: {str(e)[:200]}); running without graphs")
