@@ -63,8 +63,7 @@ class Problem:
         self.task = TASK_OF.get(genotype, card.task if card.task != "any" else "denoise")
         dip = card.dip_for(self.task)
         self.lr, self.reg = dip.lr, dip.reg_noise_std
-        self.genotype = card.genotype if width is None else card.genotype.replace(
-            channels=width, skip_channels=min(width, card.genotype.backbone.skip_channels))
+        self.genotype = card.genotype if width is None else card.genotype.with_width(width)
         self.out_channels = card.out_channels
         g = torch.Generator().manual_seed(0)
         c = self.out_channels

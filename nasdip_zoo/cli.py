@@ -177,7 +177,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     original = load_image(DEMO_IMAGE)
     clean, _ = to_tensor(original)
     noisy = add_gaussian_noise(clean, DEMO_SIGMA, seed=DEMO_NOISE_SEED)
-    genotype = get_genotype(DEMO_GENOTYPE).replace(channels=DEMO_CHANNELS, skip_channels=DEMO_CHANNELS)
+    genotype = get_genotype(DEMO_GENOTYPE).with_width(DEMO_CHANNELS)
     t0 = time.perf_counter()
     restorer = DIPRestorer(genotype, iterations=args.iterations, seed=args.seed, device=args.device,
                            progress=not args.quiet, name=f"{DEMO_GENOTYPE}@{DEMO_CHANNELS}")

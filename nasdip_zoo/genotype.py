@@ -340,6 +340,13 @@ class Genotype:
         backbone = dataclasses.replace(top.get("backbone", self.backbone), **groups["backbone"])
         return Genotype(cell=cell, connections=top.get("connections", self.connections), backbone=backbone)
 
+    def with_width(self, channels: int) -> "Genotype":
+        """The same architecture at another channel width; skips follow (a sum merge needs equal widths)."""
+        _positive_int("channels", channels)
+        bb = self.backbone
+        skip = (channels if bb.skip_channels else 0) if bb.merge == "sum" else min(bb.skip_channels, channels)
+        return self.replace(channels=channels, skip_channels=skip)
+
     def describe(self) -> str:
         return f"{self.cell.describe()} | {self.connections.describe(self.backbone.depth)}"
 

@@ -177,3 +177,13 @@ def test_json_writer_keeps_strings_intact_and_rows_compact():
     text = dumps_json(data)
     assert json.loads(text) == data
     assert '"Y in [16,235]/255, shave [4, 4]"' in text and "[1, 0]," in text and "[1.5, 2e-05]" in text
+
+
+def test_with_width_keeps_the_architecture_and_fits_the_skips():
+    g = Genotype.from_model_index(158).replace(channels=16, skip_channels=16)
+    wide = g.with_width(32)  # widening a sum-merge genotype must widen its skips too
+    assert (wide.backbone.channels, wide.backbone.skip_channels, wide.cell, wide.connections) == (32, 32, g.cell, g.connections)
+    dip = Genotype(backbone=Backbone(merge="concat", skip_channels=4))
+    assert dip.with_width(8).backbone.skip_channels == 4 and dip.with_width(2).backbone.skip_channels == 2
+    with pytest.raises(ValueError, match="channels=0"):
+        g.with_width(0)

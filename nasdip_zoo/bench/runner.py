@@ -87,7 +87,7 @@ def _genotype_for(method: str, width: int | None):
 
     g = get_card(method).genotype
     if width is not None:
-        g = g.replace(channels=width, skip_channels=min(width, g.backbone.skip_channels))
+        g = g.with_width(width)
     return g
 
 

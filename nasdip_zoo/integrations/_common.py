@@ -21,14 +21,7 @@ def resolve_genotype(genotype: Genotype | str | os.PathLike[str], channels: int 
     g = genotype if isinstance(genotype, Genotype) else get_genotype(genotype)
     if channels is None:
         return g
-    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-        raise ValueError(f"channels={channels!r} is not allowed; it must be a positive integer")
-    bb = g.backbone
-    if bb.merge == "sum":
-        skip = channels if bb.skip_channels else 0
-    else:
-        skip = min(bb.skip_channels, channels)
-    return g.replace(channels=channels, skip_channels=skip)
+    return g.with_width(channels)
 
 
 def progress_bar(total: int, enabled: bool, desc: str) -> Any:
