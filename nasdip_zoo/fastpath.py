@@ -86,8 +86,9 @@ class FastPath:
         Measured with ``benchmarks/speed.py`` (``benchmarks/results/speed-cpu-*``; README ``## Speed``).
         CPU: separable upsampling, in-place activations, channels-last (not for networks with
         transposed convolutions, which it slows down: nasdip-inpaint) and, for runs of 200+
-        iterations, the loss read every 25 iterations. CUDA: the same plus fused Adam and, for runs
-        of 200+ iterations, the whole step replayed as a CUDA graph. All float32 (torch's default
+        iterations, the loss read every 25 iterations. CUDA: the same plus fused Adam; CUDA graphs
+        stay opt-in (``"...+graphs"``) until they have been measured and checked on a GPU, which
+        this release could not do (README ``## Speed``). All float32 (torch's default
         TF32 convolutions on CUDA): bf16 autocast stays opt-in, it changes the result beyond 0.05 dB.
         ``torch.compile`` is not chosen (minutes of compilation; its CPU backward failed with
         channels-last). Short runs keep DIP's per-iteration checks, where deferring saves little.
@@ -96,7 +97,7 @@ class FastPath:
         long_run = iterations is None or iterations >= 200
         sync = 25 if long_run else 1
         if dev.type == "cuda":
-            return cls(channels_last=True, upsample=True, inplace=True, adam="fused", sync_every=sync, cuda_graphs=long_run)
+            return cls(channels_last=True, upsample=True, inplace=True, adam="fused", sync_every=sync)
         transposed = net is not None and any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
         return cls(channels_last=not transposed, upsample=True, inplace=True, sync_every=sync)
 

@@ -60,7 +60,9 @@ def test_labels_round_trip_and_bad_values_are_explained():
     with pytest.raises(ValueError, match="'auto', 'off'"):
         DIPRestorer(_tiny(), device="cpu", fast="fastest")
     assert FastPath.auto("cpu").autocast is None and FastPath.auto("cuda").autocast is None  # defaults keep float32
-    assert FastPath.auto("cuda", iterations=50).cuda_graphs is False
+    # CUDA graphs are opt-in until measured on a GPU; the default there is cl+up+ip+fused(+sync25)
+    assert not FastPath.auto("cuda", iterations=50).cuda_graphs and not FastPath.auto("cuda", iterations=5000).cuda_graphs
+    assert FastPath.auto("cuda", iterations=5000).adam == "fused"
     assert FastPath.auto("cpu", iterations=50).sync_every == 1 and FastPath.auto("cpu", iterations=3000).sync_every == 25
     from nasdip_zoo.network import build_nasdip
 
