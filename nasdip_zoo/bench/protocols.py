@@ -8,6 +8,8 @@ Degradations are seeded per (image, seed), so every method sees the same observa
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -104,7 +106,7 @@ def _load(path: Path, mode: str) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-class Protocol:
+class Protocol(ABC):
     """Base: ``prepare(path, seed)`` -> Sample; ``score(output, ground_truth)`` -> PSNR in dB."""
 
     task: str = ""
@@ -123,11 +125,13 @@ class Protocol:
     def config(self) -> dict[str, Any]:
         return {"task": self.task, "metric": self.metric, "crop": self.crop}
 
-    def prepare(self, path: str | Path, seed: int) -> Sample:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def prepare(self, path: str | Path, seed: int) -> Sample:
+        """The degraded observation (and what the restorer needs) of one image under this protocol."""
 
-    def score(self, output: Any, ground_truth: Any) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def score(self, output: Any, ground_truth: Any) -> float:
+        """The protocol's metric (PSNR in dB) of an output against the ground truth."""
 
     def ssim(self, output: Any, ground_truth: Any) -> float:
         """Mean SSIM (on the same region and channel as :meth:`score`)."""
@@ -135,9 +139,9 @@ class Protocol:
 
         return ssim(output, ground_truth)
 
+    @abstractmethod
     def curve_value(self, info: dict[str, Any], ground_truth: torch.Tensor) -> float:
         """The protocol's PSNR of one iteration, from the restorer's callback ``info``."""
-        raise NotImplementedError  # pragma: no cover
 
 
 class SRProtocol(Protocol):
