@@ -8,12 +8,12 @@ record into ``OUTPUT/restore-results.json``; running the same command again skip
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._files import read_json
 from .executors import EXECUTORS, add_executor_arguments, run_with
 from .genotype import write_json_atomic
 
@@ -120,10 +120,7 @@ def restore_folder(task: str, input_dir: str | Path, output_dir: str | Path, *, 
     config = {"task": task, **options}
     data: dict[str, Any] = {"format": RESULTS_FORMAT, "config": config, "records": {}}
     if results_path.is_file():
-        try:
-            old = json.loads(results_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{results_path}: not valid JSON ({e}); move it away to start afresh") from None
+        old = read_json(results_path, "; move it away to start afresh")
         if old.get("format") != RESULTS_FORMAT or old.get("config") != config:
             raise ValueError(f"{results_path} was written by a different run ({old.get('config')}); "
                              "use another output folder (or the same settings) to resume")

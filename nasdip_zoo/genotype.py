@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ._atomic import atomic_write
+from ._files import atomic_write
 
 SCHEMA_VERSION = 1
 

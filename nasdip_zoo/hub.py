@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ._files import read_json
 from .genotype import SCHEMA_VERSION, Genotype, check_schema_version, write_json_atomic
 from .network import NASDIPNet, build_nasdip, count_parameters
 from .zoo import TASKS, Card, _card_from_file, list_genotypes, register_scheme
@@ -115,7 +116,7 @@ def parse_hf_ref(rest: str) -> tuple[str, str | None, str | None]:
 
 def _hub_call(ref: str, fn, *args: Any, **kwargs: Any) -> str:
     """Run a huggingface_hub download; turn its errors into one clear line that names the alternatives."""
-    hf = _hf()
+    _hf()  # the ImportError that names the [hub] extra, before any other import of the client
     from huggingface_hub import constants, errors
 
     offline = _offline()
@@ -610,10 +611,7 @@ def from_pretrained(ref: str | os.PathLike[str], *, device: str = "cpu") -> NASD
     if not config_path.is_file():
         hint = " (it holds genotype cards: use get_card/build_nasdip('local-dir:...'))" if _card_files(folder) else ""
         raise FileNotFoundError(f"{ref}: no {CONFIG_NAME} in {folder}{hint}")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{config_path}: not valid JSON ({e})") from None
+    config = read_json(config_path)
     if not isinstance(config, Mapping) or "genotype" not in config:
         raise ValueError(f"{config_path}: not a nasdip-zoo config (it needs 'genotype', 'in_channels', 'out_channels')")
     check_schema_version(config)

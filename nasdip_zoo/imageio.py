@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ._atomic import atomic_write
+from ._files import atomic_write
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
 

@@ -9,7 +9,6 @@ are chains of stride-2 conv blocks. Only modules that some connection uses are b
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

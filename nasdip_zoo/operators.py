@@ -12,7 +12,7 @@ Every operator is an ``nn.Module`` with one interface:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch

@@ -8,7 +8,6 @@ file, or a scheme registered by another module (``local-dir:``, ``hf-hub:``; see
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ._files import read_json
 from .genotype import SCHEMA_VERSION, Genotype, check_schema_version, write_json_atomic
 
 __all__ = [
@@ -155,11 +155,7 @@ class Card:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"no card at {str(p)!r}")
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p}: not valid JSON ({e})") from None
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(read_json(p), source=str(p))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         return write_json_atomic(path, self.to_dict())
@@ -234,10 +230,7 @@ def get_card(ref: str | os.PathLike[str] | Card) -> Card:
 
 def _card_from_file(p: Path) -> Card:
     """A card file, or a bare genotype JSON (wrapped in a card with no task settings of its own)."""
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON ({e})") from None
+    data = read_json(p)
     if isinstance(data, Mapping) and "settings" in data:
         return Card.from_dict(data, source=str(p))
     genotype = Genotype.from_dict(data)

@@ -126,3 +126,12 @@ def test_the_built_wheel_ships_the_cards(tmp_path):
     ).stdout.split()
     assert out[0] == str(tmp_path / "site" / "nasdip_zoo" / "genotypes")
     assert out[1:] == [str(len(EXPECTED)), "3512835"]
+
+
+def test_invalid_json_names_the_file(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+        get_card(bad)
+    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+        Card.load(bad)

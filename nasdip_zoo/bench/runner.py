@@ -9,7 +9,6 @@ is recorded for the plot and for the ORACLE best, which is always labelled as su
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import platform
 import sys
@@ -21,6 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from .._files import read_json
 from ..genotype import write_json_atomic
 from .baselines import BASELINES, run_baseline
 from .presets import Preset
@@ -203,10 +203,7 @@ class ResultsStore:
             "environment": environment(), "records": {}, "progress": {},
         }
         if self.path.is_file():
-            try:
-                old = json.loads(self.path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{self.path}: not valid JSON ({e}); move it away to start afresh") from None
+            old = read_json(self.path, "; move it away to start afresh")
             if old.get("format") != RESULTS_FORMAT:
                 raise ValueError(f"{self.path} is not a nasdip bench results file; use another --out")
             def settings(d: dict[str, Any] | None) -> dict[str, Any]:  # the metric's text is documentation

@@ -7,9 +7,10 @@ underscores), then the defaults below, in that order. Each algorithm writes to `
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from .._files import read_json
 
 __all__ = ["add_parser", "DEFAULTS", "run_from_args"]
 
@@ -107,10 +108,7 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(args.recipe)
         if not path.is_file():
             raise FileNotFoundError(f"no recipe at {str(path)!r}")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"recipe {path}: not valid JSON ({e})") from None
+        raw = read_json(path, " (a recipe is a JSON object)")
         raw = {k.replace("-", "_"): v for k, v in raw.items() if not k.startswith("_") and k != "comment"}
         unknown = sorted(set(raw) - set(DEFAULTS))
         if unknown:

@@ -1,11 +1,13 @@
-"""Atomic file writes: readers never see half a file, and a failed write leaves nothing behind."""
+"""File helpers under everything else: atomic writes (readers never see half a file, a failed write
+leaves nothing behind) and JSON reads whose error names the file."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def _default_mode() -> int:
@@ -36,3 +38,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
             pass
         raise
     return p
+
+
+def read_json(path: str | os.PathLike, hint: str = "") -> Any:
+    """Parse a JSON file; invalid JSON is a ValueError naming the file (plus ``hint``, e.g. the fix)."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not valid JSON ({e}){hint}") from None
