@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .metrics import psnr_per_image
+
 __all__ = ["StackedDIP", "ManyRun", "run_many"]
 
 _BETAS = (0.9, 0.999)
@@ -126,11 +128,6 @@ class ManyRun:
     diverged: list[str | None] = field(default_factory=list)
 
 
-def _psnr_rows(x: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    mse = ((x.double() - gt) ** 2).flatten(1).mean(1)
-    return -10.0 * torch.log10(mse)
-
-
 def run_many(
     nets: Sequence[nn.Module],
     z: torch.Tensor,
@@ -227,8 +224,8 @@ def run_many(
             if snap_cur is None:
                 snap_cur, snap_ema = current.clone(), ema.clone() if ema is not None else None
         if ground_truths is not None:
-            p = _psnr_rows(current, ground_truths).tolist()
-            ep = _psnr_rows(ema, ground_truths).tolist() if ema is not None else [math.nan] * n
+            p = psnr_per_image(current, ground_truths).tolist()
+            ep = psnr_per_image(ema, ground_truths).tolist() if ema is not None else [math.nan] * n
             for i in range(n):
                 if diverged[i] is not None and len(psnrs[i]) >= len(losses[i]):
                     continue

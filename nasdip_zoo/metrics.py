@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .imageio import ImageLike, split_alpha, to_tensor
 
-__all__ = ["psnr", "psnr_y", "ssim", "rgb_to_y"]
+__all__ = ["psnr", "psnr_per_image", "psnr_y", "ssim", "rgb_to_y"]
 
 
 def _pair(x: ImageLike, y: ImageLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,6 +41,14 @@ def psnr(x: ImageLike, y: ImageLike, data_range: float = 1.0) -> float:
     """PSNR in dB over every pixel and colour channel (RGB or gray), as skimage's ``compare_psnr``."""
     a, b = _pair(x, y)
     return _psnr_from_mse(float(torch.mean((a - b) ** 2)), data_range)
+
+
+def psnr_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR (data range 1) of each image of an N x C x H x W batch, as a float64 tensor on the device.
+
+    No host synchronisation, so optimisation loops can track it every iteration; inf where equal.
+    """
+    return -10.0 * torch.log10(((x.double() - y) ** 2).flatten(1).mean(1))
 
 
 def rgb_to_y(t: torch.Tensor) -> torch.Tensor:

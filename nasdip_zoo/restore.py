@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from .fastpath import DIPStep, FastPath, resolve_fast
 from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
+from .metrics import psnr_per_image
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
 
 __all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
@@ -436,8 +437,8 @@ class DIPRestorer:
                     if ema_w is not None:
                         ema = current.clone() if ema is None else ema * ema_w + current * (1.0 - ema_w)
                     if gt is not None:
-                        p = _psnr_t(current, gt)
-                        ep = _psnr_t(ema, gt) if ema is not None else math.nan
+                        p = float(psnr_per_image(current, gt)[0])
+                        ep = float(psnr_per_image(ema, gt)[0]) if ema is not None else math.nan
                         score = ep if ema is not None else p
                         if st.oracle_psnr is None or score > st.oracle_psnr:
                             st.oracle_psnr, st.oracle_iteration = score, st.iteration
@@ -620,8 +621,8 @@ class _Deferred:
             self.ema = cur.clone() if self.ema is None else self.ema * self.ema_w + cur * (1.0 - self.ema_w)
         p = ep = self.nan
         if self.gt is not None:
-            p = _psnr_dev(cur, self.gt)
-            ep = _psnr_dev(self.ema, self.gt) if self.ema is not None else self.nan
+            p = psnr_per_image(cur, self.gt)[0]
+            ep = psnr_per_image(self.ema, self.gt)[0] if self.ema is not None else self.nan
             src = self.ema if self.ema is not None else cur
             score = ep if self.ema is not None else p
             better = score > self.best
@@ -685,11 +686,6 @@ class _Deferred:
         return post
 
 
-def _psnr_dev(x: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """PSNR as a float64 device tensor (no host synchronisation)."""
-    return -10.0 * torch.log10(torch.mean((x.double() - gt) ** 2))
-
-
 def _task_of(op: Operator) -> str | None:
     if isinstance(op, Denoising):
         return "denoise"
@@ -698,11 +694,6 @@ def _task_of(op: Operator) -> str | None:
     if isinstance(op, Inpainting):
         return "inpaint"
     return None
-
-
-def _psnr_t(x: torch.Tensor, gt: torch.Tensor) -> float:
-    mse = float(torch.mean((x.double() - gt) ** 2))
-    return math.inf if mse == 0 else -10.0 * math.log10(mse)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -101,3 +101,19 @@ def test_ssim_matches_skimage(data_dir):
     assert ssim(b, b) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         ssim(a[:8, :8], b[:8, :8])
+
+
+def test_psnr_per_image_matches_psnr_and_stays_on_the_device():
+    import math
+
+    import torch
+
+    from nasdip_zoo.metrics import psnr, psnr_per_image
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 3, 8, 9, generator=g), torch.rand(3, 3, 8, 9, generator=g)
+    out = psnr_per_image(x, y)
+    assert out.dtype == torch.float64 and out.shape == (3,)
+    for i in range(3):
+        assert abs(float(out[i]) - psnr(x[i : i + 1], y[i : i + 1])) < 1e-9
+    assert math.isinf(float(psnr_per_image(x[:1], x[:1])[0]))
