@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .metrics import psnr_per_image
+from .metrics import psnr_from_mse, psnr_per_image
 
 __all__ = ["StackedDIP", "ManyRun", "run_many"]
 
@@ -185,7 +185,7 @@ def run_many(
                 continue
             losses[i].append(lv)
             finite = math.isfinite(lv) and fin
-            obs = -10.0 * math.log10(lv) if finite and lv > 0 else (math.inf if finite else math.nan)
+            obs = psnr_from_mse(lv) if finite else math.nan
             collapsed = backtrack_db is not None and last_obs[i] is not None and obs - last_obs[i] < -backtrack_db
             if not finite or collapsed:
                 rollbacks[i] += 1

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .imageio import ImageLike, split_alpha, to_tensor
 
-__all__ = ["psnr", "psnr_per_image", "psnr_y", "ssim", "rgb_to_y"]
+__all__ = ["psnr", "psnr_from_mse", "psnr_per_image", "psnr_y", "ssim", "rgb_to_y"]
 
 
 def _pair(x: ImageLike, y: ImageLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,8 +31,9 @@ def _pair(x: ImageLike, y: ImageLike) -> tuple[torch.Tensor, torch.Tensor]:
     return a, b.to(a.device)
 
 
-def _psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
-    if mse == 0:
+def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
+    """PSNR in dB of a mean squared error (inf for 0); DIP's backtracking reads its loss this way."""
+    if mse <= 0:
         return math.inf
     return 10.0 * math.log10(data_range * data_range / mse)
 
@@ -40,7 +41,7 @@ def _psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
 def psnr(x: ImageLike, y: ImageLike, data_range: float = 1.0) -> float:
     """PSNR in dB over every pixel and colour channel (RGB or gray), as skimage's ``compare_psnr``."""
     a, b = _pair(x, y)
-    return _psnr_from_mse(float(torch.mean((a - b) ** 2)), data_range)
+    return psnr_from_mse(float(torch.mean((a - b) ** 2)), data_range)
 
 
 def psnr_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,7 @@ def psnr_y(output: ImageLike, reference: ImageLike, shave: int = 4, crop_to_cont
     a, b = rgb_to_y(out)[..., rs, cs], rgb_to_y(ref)[..., rs, cs]
     if a.numel() == 0:
         raise ValueError("nothing left to score after cropping and shaving")
-    return _psnr_from_mse(float(torch.mean((a - b) ** 2)))
+    return psnr_from_mse(float(torch.mean((a - b) ** 2)))
 
 
 def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> torch.Tensor:

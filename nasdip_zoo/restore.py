@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from .fastpath import DIPStep, FastPath, resolve_fast
 from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
-from .metrics import psnr_per_image
+from .metrics import psnr_from_mse, psnr_per_image
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
 
 __all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
@@ -403,7 +403,7 @@ class DIPRestorer:
                 out, loss = step.forward_backward(net_input)
                 lv = float(loss.detach())
                 finite = math.isfinite(lv) and bool(torch.isfinite(out).all())
-                obs_psnr = -10.0 * math.log10(lv) if finite and lv > 0 else (math.inf if finite else math.nan)
+                obs_psnr = psnr_from_mse(lv) if finite else math.nan
                 collapsed = (
                     self.backtrack_db is not None
                     and st.last_obs_psnr is not None
@@ -643,7 +643,7 @@ class _Deferred:
         for j, (lv, fin, p, ep) in enumerate(rows):
             st.losses.append(lv)
             finite = math.isfinite(lv) and fin > 0
-            obs = -10.0 * math.log10(lv) if finite and lv > 0 else (math.inf if finite else math.nan)
+            obs = psnr_from_mse(lv) if finite else math.nan
             if why is None and (not finite or (backtrack_db is not None and last is not None and obs - last < -backtrack_db)):
                 why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {backtrack_db} dB"
                 first_bad = j
