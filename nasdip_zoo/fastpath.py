@@ -210,21 +210,93 @@ _TAPS = {  # mode -> (pad, even taps starting at offset 0, odd taps starting at 
 }
 
 
-def _up1d(x: torch.Tensor, dim: int, pad: int, even: tuple[float, ...], odd: tuple[float, ...]) -> torch.Tensor:
-    n = x.shape[dim] - 2 * pad
-    e = x.narrow(dim, 0, n) * even[0]
-    for k in range(1, len(even)):
-        e = torch.add(e, x.narrow(dim, k, n), alpha=even[k])  # one fused multiply-add pass per tap
-    o = x.narrow(dim, 1, n) * odd[0]
-    for k in range(1, len(odd)):
-        o = torch.add(o, x.narrow(dim, k + 1, n), alpha=odd[k])
-    shape = list(x.shape)
-    shape[dim] = 2 * n
-    return torch.stack([e, o], dim=dim + 1).reshape(shape)
+def _taps_pass(src: torch.Tensor, dim: int, taps: tuple, out: torch.Tensor) -> None:
+    """``out`` (size 2n along ``dim``) <- the even and odd tap sums of ``src`` (size n + 2*pad along ``dim``)."""
+    pad, even, odd = taps
+    n = src.shape[dim] - 2 * pad
+    pairs = out.unflatten(dim, (n, 2))
+    for parity, weights in ((0, even), (1, odd)):
+        dst = pairs.select(dim + 1, parity)
+        torch.mul(src.narrow(dim, parity, n), weights[0], out=dst)
+        for k in range(1, len(weights)):
+            dst.add_(src.narrow(dim, parity + k, n), alpha=weights[k])  # one fused multiply-add per tap
+
+
+def _taps_pass_adjoint(grad: torch.Tensor, dim: int, taps: tuple) -> torch.Tensor:
+    """The adjoint of :func:`_taps_pass`: each output's gradient added back onto the taps it read."""
+    pad, even, odd = taps
+    n = grad.shape[dim] // 2
+    shape = list(grad.shape)
+    shape[dim] = n + 2 * pad
+    src = grad.new_empty(shape)
+    pairs = grad.unflatten(dim, (n, 2))
+    torch.mul(pairs.select(dim + 1, 0), even[0], out=src.narrow(dim, 0, n))  # writes all but the last 2*pad
+    src.narrow(dim, n, 2 * pad).zero_()
+    for parity, weights in ((0, even), (1, odd)):
+        g = pairs.select(dim + 1, parity)
+        for k, w in enumerate(weights):
+            if parity or k:
+                src.narrow(dim, parity + k, n).add_(g, alpha=w)
+    return src
+
+
+def _nhwc(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+class _SeparableUp2x(torch.autograd.Function):
+    """Forward: replicate-pad, then the W pass and the H pass into fresh tensors; backward: their adjoints.
+
+    One autograd node instead of ~40 (each tap's mul, narrow and add), a backward that accumulates in
+    place instead of zero-filling a padded tensor per tap, and an output that is not a view (so an
+    in-place activation after it needs no copy-on-write of its gradient).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, mode: str) -> torch.Tensor:  # type: ignore[override]
+        taps = _TAPS[mode]
+        pad = taps[0]
+        ctx.taps, ctx.nhwc = taps, _nhwc(x)
+        ctx.save_for_backward(x)
+        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        *lead, h, w = x.shape
+        if ctx.nhwc:  # work on NHWC views so every pass reads and writes contiguous channel vectors
+            n, c = x.shape[0], x.shape[1]
+            t = xp.permute(0, 2, 3, 1)
+            mid = x.new_empty((n, h + 2 * pad, 2 * w, c))
+            _taps_pass(t, 2, taps, mid)
+            out = torch.empty((n, c, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+            _taps_pass(mid, 1, taps, out.permute(0, 2, 3, 1))
+            return out
+        xp = xp.contiguous()
+        mid = x.new_empty((*lead, h + 2 * pad, 2 * w))
+        _taps_pass(xp, xp.dim() - 1, taps, mid)
+        out = x.new_empty((*lead, 2 * h, 2 * w))
+        _taps_pass(mid, mid.dim() - 2, taps, out)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        taps = ctx.taps
+        pad = taps[0]
+        if ctx.nhwc:
+            g = grad.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+            gp = _taps_pass_adjoint(_taps_pass_adjoint(g, 1, taps), 2, taps).permute(0, 3, 1, 2)
+        else:
+            g = grad.contiguous()
+            gp = _taps_pass_adjoint(_taps_pass_adjoint(g, g.dim() - 2, taps), g.dim() - 1, taps)
+        return torch.ops.aten.replication_pad2d_backward(gp, x, [pad, pad, pad, pad]), None
 
 
 class SeparableUpsample2x(nn.Module):
-    """``F.interpolate(x, scale_factor=2, mode=bicubic|bilinear, align_corners=False)`` as separable slices."""
+    """``F.interpolate(x, scale_factor=2, mode=bicubic|bilinear, align_corners=False)`` as separable fixed taps.
+
+    The same numbers to float rounding (torch's coefficients and border clamping; only the order of
+    additions differs), with a hand-written backward: the adjoint taps accumulated in place, several
+    times cheaper than autograd's ``upsample_bicubic2d_backward``. Keeps the input's memory format.
+    """
 
     def __init__(self, mode: str) -> None:
         super().__init__()
@@ -233,13 +305,7 @@ class SeparableUpsample2x(nn.Module):
         self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad, even, odd = _TAPS[self.mode]
-        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            # work on the NHWC view, so the interleaving reshapes stay views and the result stays channels-last
-            t = xp.permute(0, 2, 3, 1)
-            return _up1d(_up1d(t, 2, pad, even, odd), 1, pad, even, odd).permute(0, 3, 1, 2)
-        return _up1d(_up1d(xp, 3, pad, even, odd), 2, pad, even, odd)
+        return _SeparableUp2x.apply(x, self.mode)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
