@@ -68,7 +68,11 @@ class ChannelSum(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        summed = x.reshape(n, self.chunks, c // self.chunks, h, w).sum(dim=1)
+        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # sum on the NHWC view: no copy into NCHW, and the result (and its gradient) stay channels-last
+            summed = x.permute(0, 2, 3, 1).unflatten(3, (self.chunks, c // self.chunks)).sum(dim=3).permute(0, 3, 1, 2)
+        else:
+            summed = x.reshape(n, self.chunks, c // self.chunks, h, w).sum(dim=1)
         return self.conv(summed)
 
 

@@ -393,3 +393,36 @@ def test_bench_ray_executor_writes_the_local_results(tmp_path, local_ray):
         assert loc["psnr"] == pytest.approx(rem["psnr"], abs=1e-3) and loc["curve"] == pytest.approx(rem["curve"], abs=1e-3)
         assert {f: v for f, v in loc.items() if f not in ("psnr", "ssim", "curve", "oracle_psnr")} == \
             {f: v for f, v in rem.items() if f not in ("psnr", "ssim", "curve", "oracle_psnr")}
+
+
+def test_channel_sum_keeps_channels_last_and_its_numbers():
+    """The 'add every N channels' cell sums on the NHWC view: same sums bit for bit, no NCHW copy."""
+    from nasdip_zoo.cells import ChannelSum
+
+    torch.manual_seed(0)
+    m = ChannelSum(16, 8, 3, 1, 4).double()
+    x = torch.randn(2, 16, 9, 7, dtype=torch.float64, requires_grad=True)
+    xc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    summed = {}
+    m.conv.register_forward_hook(lambda mod, inp, out: summed.setdefault(inp[0].is_contiguous(), inp[0]))
+    a, b = m(x), m(xc)
+    assert torch.equal(summed[True], summed[False])  # the chunk sums themselves are bit-identical
+    assert summed[False].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(b, a, atol=1e-12, rtol=0)
+    g = torch.randn_like(a)
+    gx, gxc = torch.autograd.grad(a, x, g)[0], torch.autograd.grad(b, xc, g)[0]
+    torch.testing.assert_close(gxc, gx, atol=1e-12, rtol=0)
+    assert gxc.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_separable_upsampling_output_is_not_a_view():
+    """An in-place activation after the upsample must not trigger autograd's copy-on-write of a view."""
+    from nasdip_zoo.fastpath import SeparableUpsample2x
+
+    for cl in (False, True):
+        x = torch.randn(1, 4, 6, 5)
+        x = (x.contiguous(memory_format=torch.channels_last) if cl else x).requires_grad_()
+        y = SeparableUpsample2x("bicubic")(x)
+        assert y._base is None
+        torch.nn.functional.leaky_relu_(y, 0.2).sum().backward()
+        assert x.grad is not None and x.grad.shape == x.shape
