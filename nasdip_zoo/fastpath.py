@@ -46,9 +46,10 @@ class FastPath:
     sync_every: read loss/PSNR to the host every k iterations (NaN checks and backtracking happen
         there); 1 is DIP's per-iteration behaviour. A callback forces 1.
     cuda_graphs: capture the whole step (forward, backward, Adam) once and replay it (CUDA only).
-    upsample: compute the cells' 2x bilinear/bicubic upsampling as separable fixed-tap slices (the same
-        numbers to float rounding; a much cheaper backward than ``upsample_bicubic2d_backward``);
-        not applied under ``compile``, whose generated kernels fuse the interpolation themselves.
+    upsample: compute the cells' 2x bilinear/bicubic upsampling as separable fixed taps with a
+        hand-written adjoint backward (the same numbers to float rounding; a much cheaper backward
+        than ``upsample_bicubic2d_backward``, and a fresh output, so the in-place activation after it
+        stays cheap); not applied under ``compile``, whose generated kernels fuse the interpolation.
     inplace: ReLU/LeakyReLU that follow another layer inside a block run in place (bit-identical
         numbers; one memory pass and one activation-sized allocation less per block).
     """
