@@ -26,6 +26,7 @@ from .fastpath import DIPStep, FastPath, resolve_fast
 from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
 from .metrics import psnr_from_mse, psnr_per_image
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
+from .state import copy_into, flatten_optimizer, load_flat_optimizer
 
 __all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
 
@@ -92,36 +93,6 @@ class RestoreResult:
         """PSNR of :attr:`output` against the ground truth (None without ground truth); not an oracle."""
         seq = self.ema_psnrs if self.ema_image is not None else self.psnrs
         return seq[-1] if seq else None
-
-
-# ----------------------------------------------------------------------------------------------
-# state <-> flat tensor dicts (shared by backtracking snapshots and safetensors checkpoints)
-
-
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    flat: dict[str, torch.Tensor] = {}
-    for idx, st in opt.state_dict()["state"].items():
-        for key, val in st.items():
-            flat[f"{idx}.{key}"] = val if isinstance(val, torch.Tensor) else torch.tensor(val)
-    return flat
-
-
-def _load_flat_optimizer(opt: torch.optim.Optimizer, flat: Mapping[str, torch.Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, val in flat.items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = val.clone()
-    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
-
-
-def _copy_into(dst: dict[str, torch.Tensor] | None, src: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Copy tensors into preallocated buffers when the layout matches (no allocation per iteration)."""
-    if dst is not None and dst.keys() == src.keys() and all(dst[k].shape == v.shape and dst[k].dtype == v.dtype for k, v in src.items()):
-        for k, v in src.items():
-            dst[k].copy_(v)
-        return dst
-    return {k: v.detach().clone() for k, v in src.items()}
 
 
 @dataclass
@@ -341,7 +312,7 @@ class DIPRestorer:
         if ckpt is not None and ckpt.exists():
             loaded = _load_checkpoint(ckpt, s)
             net.load_state_dict({k[4:]: v for k, v in loaded.items() if k.startswith("net.")})
-            _load_flat_optimizer(opt, {k[4:]: v for k, v in loaded.items() if k.startswith("opt.")})
+            load_flat_optimizer(opt, {k[4:]: v for k, v in loaded.items() if k.startswith("opt.")})
             z = loaded["z"].to(dev)
             gen.set_state(loaded["rng"])
             ema = loaded["ema"].to(dev) if "ema" in loaded else None
@@ -355,22 +326,18 @@ class DIPRestorer:
                 if ema_w is not None:
                     st.ema_psnrs += [math.nan] * (st.iteration - len(st.ema_psnrs))
 
-        def take_snapshot() -> dict[str, torch.Tensor]:
-            flat = {f"net.{k}": v for k, v in net.state_dict().items()}
-            flat.update({f"opt.{k}": v for k, v in _flatten_optimizer(opt).items()})
-            if ema is not None:
-                flat["ema"] = ema
-            if current is not None:
-                flat["current"] = current
-            return flat
+        checks = (self.backtrack_db, self.max_rollbacks_in_a_row)
+        loop: _Eager | _Deferred
+        if fp.sync_every > 1 and callback is None:  # loss/PSNR stay on the device, checked every k iterations
+            loop = _Deferred(step, st, gt, ema_w, ema, current, oracle, *checks)
+            k = fp.sync_every
+        else:
+            loop = _Eager(step, st, gt, ema_w, ema, current, oracle, snap, *checks)
+            k = 1
 
         def save(path: Path) -> None:
             tensors = {"z": z, "rng": gen.get_state()}
-            tensors.update(take_snapshot())
-            if oracle is not None:
-                tensors["oracle"] = oracle
-            if snap is not None:
-                tensors.update({f"snap.{k}": v for k, v in snap.items()})
+            tensors.update(loop.checkpoint_tensors())
             _save_checkpoint(path, tensors, s, st)
 
         bar = None
@@ -379,94 +346,31 @@ class DIPRestorer:
 
             bar = tqdm(total=s["iterations"], initial=st.iteration, desc=f"{self.name} {s['operator']}", leave=True)
         reg = s["reg_noise_std"]
-        deferred = fp.sync_every > 1 and callback is None
-        if deferred:  # the loss/PSNR stay on the device; checks, rollbacks and the bar every k iterations
-            d = _Deferred(step, st, gt, ema_w, ema, current, oracle, dev)
+        total = s["iterations"]
         start_iter = st.iteration
         t0 = time.perf_counter()
         try:
-            while st.iteration < s["iterations"]:
+            while st.iteration < total:
                 net_input = z + torch.randn(z.shape, generator=gen, device=dev) * reg if reg > 0 else z
-                if deferred:
-                    st.iteration += 1
-                    d.iterate(net_input)
-                    due = ckpt is not None and st.iteration % every == 0 and st.iteration < s["iterations"]
-                    if st.iteration % fp.sync_every == 0 or st.iteration == s["iterations"] or due:
-                        n_done = d.flush(self.backtrack_db, self.max_rollbacks_in_a_row)
-                        ema, current, oracle = d.ema, d.current, d.oracle
-                        if bar is not None:
-                            bar.set_postfix(d.postfix(), refresh=False)
-                            bar.update(n_done)
-                        if due:
-                            save(ckpt)
-                    continue
-                out, loss = step.forward_backward(net_input)
-                lv = float(loss.detach())
-                finite = math.isfinite(lv) and bool(torch.isfinite(out).all())
-                obs_psnr = psnr_from_mse(lv) if finite else math.nan
-                collapsed = (
-                    self.backtrack_db is not None
-                    and st.last_obs_psnr is not None
-                    and obs_psnr - st.last_obs_psnr < -self.backtrack_db
-                )
                 st.iteration += 1
-                st.losses.append(lv)
-                rolled_back = not finite or collapsed
-                p = ep = math.nan
-                if rolled_back:
-                    st.rollbacks += 1
-                    st.in_a_row += 1
-                    why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {self.backtrack_db} dB"
-                    if snap is None:
-                        raise RestorationDiverged(f"iteration {st.iteration}: {why} before any good state to roll back to; try a lower lr")
-                    if st.in_a_row > self.max_rollbacks_in_a_row:
-                        raise RestorationDiverged(
-                            f"iteration {st.iteration}: {st.in_a_row} rollbacks in a row ({why}); the run does not recover, try a lower lr"
-                        )
-                    net.load_state_dict({k[4:]: v for k, v in snap.items() if k.startswith("net.")})
-                    _load_flat_optimizer(opt, {k[4:]: v for k, v in snap.items() if k.startswith("opt.")})
-                    step.reset_scaler()
-                    ema = snap["ema"].clone() if "ema" in snap else None
-                    current = snap["current"].clone() if "current" in snap else None
-                else:
-                    st.in_a_row = 0
-                    st.last_obs_psnr = obs_psnr
-                    snap = _copy_into(snap, take_snapshot())
-                    step.apply()
-                    current = out.detach()
-                    if ema_w is not None:
-                        ema = current.clone() if ema is None else ema * ema_w + current * (1.0 - ema_w)
-                    if gt is not None:
-                        p = float(psnr_per_image(current, gt)[0])
-                        ep = float(psnr_per_image(ema, gt)[0]) if ema is not None else math.nan
-                        score = ep if ema is not None else p
-                        if st.oracle_psnr is None or score > st.oracle_psnr:
-                            st.oracle_psnr, st.oracle_iteration = score, st.iteration
-                            oracle = (ema if ema is not None else current).clone()
-                if gt is not None:
-                    st.psnrs.append(p)
-                    if ema_w is not None:
-                        st.ema_psnrs.append(ep)
-                if bar is not None:
-                    post = {"loss": f"{lv:.3g}"}
-                    if gt is not None:
-                        post["psnr"] = f"{(ep if ema_w is not None else p):.2f}"
-                    if st.rollbacks:
-                        post["rollbacks"] = st.rollbacks
-                    bar.set_postfix(post, refresh=False)
-                    bar.update(1)
-                if ckpt is not None and st.iteration % every == 0 and st.iteration < s["iterations"]:
+                info = loop.iterate(net_input)
+                due = ckpt is not None and st.iteration % every == 0 and st.iteration < total
+                if st.iteration % k == 0 or st.iteration == total or due:
+                    n_done = loop.flush()
+                    if bar is not None:
+                        bar.set_postfix(_postfix(st, gt is not None, ema_w), refresh=False)
+                        bar.update(n_done)
+                if due:
                     save(ckpt)
-                if callback is not None:
-                    info = {"loss": lv, "psnr": p, "ema_psnr": ep, "output": out.detach(), "rolled_back": rolled_back}
-                    if callback(st.iteration, info) is True:
-                        break
+                if callback is not None and callback(st.iteration, info) is True:
+                    break
         finally:
             if bar is not None:
                 bar.close()
         seconds = time.perf_counter() - t0
         if ckpt is not None:
             save(ckpt)
+        ema, current, oracle = loop.ema, loop.current, loop.oracle
         if current is None:
             raise RestorationDiverged("no iteration produced a finite output")
 
@@ -591,16 +495,128 @@ class DIPRestorer:
         return results
 
 
+def _state_tensors(step: DIPStep, ema: torch.Tensor | None, current: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Weights, BatchNorm buffers, Adam state and the output images, by name (snapshots and checkpoints)."""
+    flat = {f"net.{k}": v for k, v in step.net.state_dict().items()}
+    flat.update({f"opt.{k}": v for k, v in flatten_optimizer(step.optimizer).items()})
+    if ema is not None:
+        flat["ema"] = ema
+    if current is not None:
+        flat["current"] = current
+    return flat
+
+
+def _postfix(st: _RunState, has_gt: bool, ema_w: float | None) -> dict[str, Any]:
+    """The progress bar's loss / PSNR / rollbacks of the last checked iteration."""
+    post: dict[str, Any] = {"loss": f"{st.losses[-1]:.3g}"}
+    if has_gt:
+        seq = st.ema_psnrs if ema_w is not None else st.psnrs
+        post["psnr"] = f"{seq[-1]:.2f}"
+    if st.rollbacks:
+        post["rollbacks"] = st.rollbacks
+    return post
+
+
+def _why(finite: bool, backtrack_db: float | None) -> str:
+    return "NaN/Inf in the output or loss" if not finite else f"a drop of more than {backtrack_db} dB"
+
+
+def _check_rollback(st: _RunState, why: str, can_roll_back: bool, max_in_a_row: int) -> None:
+    """Count a rollback; raise when there is nothing to roll back to or the run keeps failing."""
+    st.rollbacks += 1
+    st.in_a_row += 1
+    if not can_roll_back:
+        raise RestorationDiverged(f"iteration {st.iteration}: {why} before any good state to roll back to; try a lower lr")
+    if st.in_a_row > max_in_a_row:
+        raise RestorationDiverged(
+            f"iteration {st.iteration}: {st.in_a_row} rollbacks in a row ({why}); the run does not recover, try a lower lr")
+
+
+class _Eager:
+    """DIP's reference loop: each iteration's loss is read on the host and checked before Adam's step.
+
+    A NaN/Inf or a collapse (the observation PSNR dropping by more than ``backtrack_db``) reloads
+    the last good weights, BatchNorm buffers and Adam state instead of stepping. ``iterate`` returns
+    the callback's ``info``; ``flush`` has nothing to do (every iteration is checked at once).
+    """
+
+    def __init__(self, step: DIPStep, st: _RunState, gt: torch.Tensor | None, ema_w: float | None,
+                 ema: torch.Tensor | None, current: torch.Tensor | None, oracle: torch.Tensor | None,
+                 snap: dict[str, torch.Tensor] | None, backtrack_db: float | None, max_in_a_row: int) -> None:
+        self.step, self.st, self.gt, self.ema_w = step, st, gt, ema_w
+        self.ema, self.current, self.oracle, self.snap = ema, current, oracle, snap
+        self.backtrack_db, self.max_in_a_row = backtrack_db, max_in_a_row
+        self.done = 0
+
+    def iterate(self, net_input: torch.Tensor) -> dict[str, Any]:
+        st, step = self.st, self.step
+        out, loss = step.forward_backward(net_input)
+        lv = float(loss.detach())
+        finite = math.isfinite(lv) and bool(torch.isfinite(out).all())
+        obs_psnr = psnr_from_mse(lv) if finite else math.nan
+        bd = self.backtrack_db
+        collapsed = bd is not None and st.last_obs_psnr is not None and obs_psnr - st.last_obs_psnr < -bd
+        st.losses.append(lv)
+        rolled_back = not finite or collapsed
+        p = ep = math.nan
+        if rolled_back:
+            _check_rollback(st, _why(finite, bd), self.snap is not None, self.max_in_a_row)
+            snap = self.snap
+            assert snap is not None
+            step.net.load_state_dict({k[4:]: v for k, v in snap.items() if k.startswith("net.")})
+            load_flat_optimizer(step.optimizer, {k[4:]: v for k, v in snap.items() if k.startswith("opt.")})
+            step.reset_scaler()
+            self.ema = snap["ema"].clone() if "ema" in snap else None
+            self.current = snap["current"].clone() if "current" in snap else None
+        else:
+            st.in_a_row = 0
+            st.last_obs_psnr = obs_psnr
+            self.snap = copy_into(self.snap, _state_tensors(step, self.ema, self.current))
+            step.apply()
+            cur = self.current = out.detach()
+            if self.ema_w is not None:
+                self.ema = cur.clone() if self.ema is None else self.ema * self.ema_w + cur * (1.0 - self.ema_w)
+            if self.gt is not None:
+                p = float(psnr_per_image(cur, self.gt)[0])
+                ep = float(psnr_per_image(self.ema, self.gt)[0]) if self.ema is not None else math.nan
+                score = ep if self.ema is not None else p
+                if st.oracle_psnr is None or score > st.oracle_psnr:
+                    st.oracle_psnr, st.oracle_iteration = score, st.iteration
+                    self.oracle = (self.ema if self.ema is not None else cur).clone()
+        if self.gt is not None:
+            st.psnrs.append(p)
+            if self.ema_w is not None:
+                st.ema_psnrs.append(ep)
+        self.done += 1
+        return {"loss": lv, "psnr": p, "ema_psnr": ep, "output": out.detach(), "rolled_back": rolled_back}
+
+    def flush(self) -> int:
+        """Iterations since the last flush (all already checked)."""
+        n, self.done = self.done, 0
+        return n
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        """The state to save: the current one, the oracle image and the rollback snapshot."""
+        t = _state_tensors(self.step, self.ema, self.current)
+        if self.oracle is not None:
+            t["oracle"] = self.oracle
+        if self.snap is not None:
+            t.update({f"snap.{k}": v for k, v in self.snap.items()})
+        return t
+
+
 class _Deferred:
     """The deferred-synchronisation loop's device state: k iterations run without a host read, then
     one read checks them all (NaN/Inf and DIP's backtracking), rolling the whole block back to the
     last checked state if any of them failed (a failure is seen at most k iterations late)."""
 
-    def __init__(self, step: DIPStep, st: "_RunState", gt: torch.Tensor | None, ema_w: float | None,
+    def __init__(self, step: DIPStep, st: _RunState, gt: torch.Tensor | None, ema_w: float | None,
                  ema: torch.Tensor | None, current: torch.Tensor | None, oracle: torch.Tensor | None,
-                 dev: torch.device) -> None:
+                 backtrack_db: float | None, max_in_a_row: int) -> None:
         self.step, self.st, self.gt, self.ema_w = step, st, gt, ema_w
         self.ema, self.current, self.oracle = ema, current, oracle
+        self.backtrack_db, self.max_in_a_row = backtrack_db, max_in_a_row
+        dev = step.device
         self.pending: list[torch.Tensor] = []
         self.best = torch.tensor(st.oracle_psnr if st.oracle_psnr is not None else -math.inf, dtype=torch.float64, device=dev)
         self.best_it = torch.tensor(st.oracle_iteration or 0, dtype=torch.float64, device=dev)
@@ -631,9 +647,9 @@ class _Deferred:
             self.oracle = src.clone() if self.oracle is None else torch.where(better, src, self.oracle)
         self.pending.append(torch.stack([loss.detach().double(), torch.isfinite(out).all().double(), p, ep]))
 
-    def flush(self, backtrack_db: float | None, max_in_a_row: int) -> int:
+    def flush(self) -> int:
         """Read the pending iterations, check them, accept or roll back the block; returns its length."""
-        st = self.st
+        st, bd = self.st, self.backtrack_db
         rows = torch.stack(self.pending).tolist()
         best, best_it = float(self.best), int(self.best_it)
         self.pending.clear()
@@ -644,9 +660,8 @@ class _Deferred:
             st.losses.append(lv)
             finite = math.isfinite(lv) and fin > 0
             obs = psnr_from_mse(lv) if finite else math.nan
-            if why is None and (not finite or (backtrack_db is not None and last is not None and obs - last < -backtrack_db)):
-                why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {backtrack_db} dB"
-                first_bad = j
+            if why is None and (not finite or (bd is not None and last is not None and obs - last < -bd)):
+                why, first_bad = _why(finite, bd), j
             if why is None:
                 last = obs
             if self.gt is not None:
@@ -654,13 +669,8 @@ class _Deferred:
                 if self.ema_w is not None:
                     st.ema_psnrs.append(ep if why is None else math.nan)
         if why is not None:
-            st.rollbacks += 1
-            st.in_a_row += 1
-            if not self.has_snap and first_bad == 0:  # else the run's initial state is the good state
-                raise RestorationDiverged(f"iteration {st.iteration}: {why} before any good state to roll back to; try a lower lr")
-            if st.in_a_row > max_in_a_row:
-                raise RestorationDiverged(
-                    f"iteration {st.iteration}: {st.in_a_row} rollbacks in a row ({why}); the run does not recover, try a lower lr")
+            # the run's initial state counts as good unless the very first iteration already failed
+            _check_rollback(st, why, self.has_snap or first_bad > 0, self.max_in_a_row)
             self.step.restore(self.snap)
             c = lambda t: None if t is None else t.clone()  # noqa: E731
             ema, cur, orc, b, bi = self.saved
@@ -675,15 +685,12 @@ class _Deferred:
             self.has_snap = True
         return len(rows)
 
-    def postfix(self) -> dict[str, Any]:
-        st = self.st
-        post: dict[str, Any] = {"loss": f"{st.losses[-1]:.3g}"}
-        if self.gt is not None:
-            seq = st.ema_psnrs if self.ema_w is not None else st.psnrs
-            post["psnr"] = f"{seq[-1]:.2f}"
-        if st.rollbacks:
-            post["rollbacks"] = st.rollbacks
-        return post
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        """The state to save (taken right after a flush, so it is the checked state)."""
+        t = _state_tensors(self.step, self.ema, self.current)
+        if self.oracle is not None:
+            t["oracle"] = self.oracle
+        return t
 
 
 def _task_of(op: Operator) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from ..restore import _flatten_optimizer, _load_flat_optimizer  # the optimiser-state codec of restore checkpoints
+from ..state import flatten_optimizer, load_flat_optimizer
 from ..space import SearchSpace
 
 __all__ = ["Controller", "ControllerSearch", "valid_cell_prefixes"]
@@ -181,7 +181,7 @@ class ControllerSearch:
     # ------------------------------------------------------------------ state
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors = {f"controller.{k}": v.detach().clone() for k, v in self.controller.state_dict().items()}
-        tensors.update({f"adam.{k}": v for k, v in _flatten_optimizer(self.optimizer).items()})
+        tensors.update({f"adam.{k}": v for k, v in flatten_optimizer(self.optimizer).items()})
         tensors["rng"] = self.generator.get_state()
         meta = {"baseline": self.baseline, "told": self.told, "best_cell": self.best_cell,
                 "best_cell_reward": self.best_cell_reward}
@@ -189,7 +189,7 @@ class ControllerSearch:
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.controller.load_state_dict({k[11:]: v for k, v in tensors.items() if k.startswith("controller.")})
-        _load_flat_optimizer(self.optimizer, {k[5:]: v for k, v in tensors.items() if k.startswith("adam.")})
+        load_flat_optimizer(self.optimizer, {k[5:]: v for k, v in tensors.items() if k.startswith("adam.")})
         self.generator.set_state(tensors["rng"])
         self.baseline = meta["baseline"]
         self.told = int(meta["told"])
