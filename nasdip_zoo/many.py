@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .metrics import psnr_from_mse, psnr_per_image
+from .state import check_resumable, read_checkpoint, save_checkpoint
 
-__all__ = ["StackedDIP", "ManyRun", "run_many"]
+__all__ = ["StackedDIP", "ManyRun", "run_many", "MANY_CHECKPOINT_FORMAT"]
 
 _BETAS = (0.9, 0.999)
 _EPS = 1e-8
@@ -126,6 +129,174 @@ class ManyRun:
     iterations: int
     seconds: float
     diverged: list[str | None] = field(default_factory=list)
+    iterations_this_call: int = 0
+
+
+MANY_CHECKPOINT_FORMAT = "nasdip-restore-many-checkpoint/1"
+
+
+def _finite_or_none(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else v
+
+
+def _nan_if_none(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+class _ManyLoop:
+    """The restorer's eager loop (host check of every iteration, backtracking before Adam's step) for N
+    stacked runs; everything that evolves is checkpointable, so an interrupted batch resumes exactly."""
+
+    _PER_IMAGE = ("best", "best_it", "last_obs", "has_snap", "in_a_row", "rollbacks", "diverged")
+
+    def __init__(self, eng: StackedDIP, ground_truths: torch.Tensor | None, ema_weight: float | None,
+                 backtrack_db: float | None, max_rollbacks_in_a_row: int) -> None:
+        n = eng.n
+        self.eng, self.n, self.gts, self.ema_w = eng, n, ground_truths, ema_weight
+        self.backtrack_db, self.max_in_a_row = backtrack_db, max_rollbacks_in_a_row
+        self.snap = [t.clone() for t in eng.state()]
+        self.current: torch.Tensor | None = None
+        self.ema: torch.Tensor | None = None
+        self.oracle: torch.Tensor | None = None
+        self.snap_cur: torch.Tensor | None = None
+        self.snap_ema: torch.Tensor | None = None
+        self.losses: list[list[float]] = [[] for _ in range(n)]
+        self.psnrs: list[list[float]] = [[] for _ in range(n)]
+        self.ema_psnrs: list[list[float]] = [[] for _ in range(n)]
+        self.best: list[float | None] = [None] * n
+        self.best_it: list[int | None] = [None] * n
+        self.last_obs: list[float | None] = [None] * n
+        self.has_snap = [False] * n
+        self.in_a_row = [0] * n
+        self.rollbacks = [0] * n
+        self.diverged: list[str | None] = [None] * n
+        self.it = 0
+
+    @property
+    def all_diverged(self) -> bool:
+        return all(d is not None for d in self.diverged)
+
+    def iterate(self, x: torch.Tensor, targets: torch.Tensor, extras: torch.Tensor | None) -> None:
+        n, eng, bd = self.n, self.eng, self.backtrack_db
+        self.it += 1
+        it = self.it
+        grads, loss, out = eng.forward_backward(x, targets, extras)
+        finite_out = torch.isfinite(out).flatten(1).all(1)
+        host = torch.stack([loss.double(), finite_out.double()]).tolist()  # one host read for all N checks
+        accept_l, rollback_l = [], []
+        for i in range(n):
+            lv, fin = host[0][i], host[1][i] > 0
+            if self.diverged[i] is not None:
+                accept_l.append(False), rollback_l.append(False)
+                continue
+            self.losses[i].append(lv)
+            finite = math.isfinite(lv) and fin
+            obs = psnr_from_mse(lv) if finite else math.nan
+            last = self.last_obs[i]
+            collapsed = bd is not None and last is not None and obs - last < -bd
+            if not finite or collapsed:
+                self.rollbacks[i] += 1
+                self.in_a_row[i] += 1
+                why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {bd} dB"
+                if not self.has_snap[i]:
+                    self.diverged[i] = f"iteration {it}: {why} before any good state to roll back to; try a lower lr"
+                elif self.in_a_row[i] > self.max_in_a_row:
+                    self.diverged[i] = (f"iteration {it}: {self.in_a_row[i]} rollbacks in a row ({why}); "
+                                        "the run does not recover, try a lower lr")
+                accept_l.append(False), rollback_l.append(self.diverged[i] is None)
+            else:
+                self.in_a_row[i] = 0
+                self.last_obs[i] = obs
+                self.has_snap[i] = True
+                accept_l.append(True), rollback_l.append(False)
+        dev = x.device
+        accept = torch.tensor(accept_l, device=dev)
+        roll = torch.tensor(rollback_l, device=dev)
+        with torch.no_grad():
+            # backtracking snapshot = the state before this accepted step, as the restorer keeps it
+            for s, t in zip(self.snap, eng.state()):
+                s.copy_(_select(accept, t, s))
+            if self.current is not None:
+                self.snap_cur = _select(accept, self.current, self.snap_cur)
+                self.snap_ema = _select(accept, self.ema, self.snap_ema) if self.ema is not None else None
+            eng.adam(grads, accept)
+            out = out.detach()
+            self.current = out.clone() if self.current is None else _select(accept, out, self.current)
+            if self.ema_w is not None:
+                self.ema = (self.current.clone() if self.ema is None
+                            else _select(accept, self.ema * self.ema_w + out * (1.0 - self.ema_w), self.ema))
+            if any(rollback_l):
+                for s, t in zip(self.snap, eng.state()):
+                    t.copy_(_select(roll, s, t))
+                self.current = _select(roll, self.snap_cur, self.current)
+                if self.ema is not None:
+                    self.ema = _select(roll, self.snap_ema, self.ema)
+            if self.snap_cur is None:
+                self.snap_cur = self.current.clone()
+                self.snap_ema = self.ema.clone() if self.ema is not None else None
+        if self.gts is not None:
+            self._score(accept_l)
+
+    def _score(self, accept_l: list[bool]) -> None:
+        """PSNRs against the ground truths and the ORACLE best (evaluation only, never the output)."""
+        assert self.current is not None and self.gts is not None
+        p = psnr_per_image(self.current, self.gts).tolist()
+        ep = psnr_per_image(self.ema, self.gts).tolist() if self.ema is not None else [math.nan] * self.n
+        for i in range(self.n):
+            if self.diverged[i] is not None and len(self.psnrs[i]) >= len(self.losses[i]):
+                continue
+            pi, epi = (p[i], ep[i]) if accept_l[i] else (math.nan, math.nan)
+            self.psnrs[i].append(pi)
+            if self.ema_w is not None:
+                self.ema_psnrs[i].append(epi)
+            if accept_l[i]:
+                score = epi if self.ema is not None else pi
+                best = self.best[i]
+                if best is None or score > best:
+                    self.best[i], self.best_it[i] = score, self.it
+                    src = self.ema if self.ema is not None else self.current
+                    self.oracle = src.clone() if self.oracle is None else self.oracle
+                    self.oracle[i] = src[i]
+
+    # ------------------------------------------------------------------ checkpoints
+    def tensors(self) -> dict[str, torch.Tensor]:
+        eng = self.eng
+        t: dict[str, torch.Tensor] = {"step_count": eng.step_count}
+        for prefix, d in (("param", eng.params), ("exp_avg", eng.exp_avg), ("exp_avg_sq", eng.exp_avg_sq)):
+            t.update({f"{prefix}.{k}": v for k, v in d.items()})
+        t.update({f"snap.{j}": v for j, v in enumerate(self.snap)})
+        for name in ("current", "ema", "oracle", "snap_cur", "snap_ema"):
+            v = getattr(self, name)
+            if v is not None:
+                t[name] = v
+        return t
+
+    def state(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"iteration": self.it}
+        for k in ("losses", "psnrs", "ema_psnrs"):
+            d[k] = [[_finite_or_none(v) for v in seq] for seq in getattr(self, k)]
+        for k in self._PER_IMAGE:
+            d[k] = list(getattr(self, k))
+        d["best"] = [_finite_or_none(v) for v in self.best]
+        return d
+
+    def load(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        eng = self.eng
+        with torch.no_grad():
+            eng.step_count.copy_(tensors["step_count"])
+            for prefix, d in (("param", eng.params), ("exp_avg", eng.exp_avg), ("exp_avg_sq", eng.exp_avg_sq)):
+                for k, v in d.items():
+                    v.copy_(tensors[f"{prefix}.{k}"])
+            for j, v in enumerate(self.snap):
+                v.copy_(tensors[f"snap.{j}"])
+        dev = eng.step_count.device
+        for name in ("current", "ema", "oracle", "snap_cur", "snap_ema"):
+            setattr(self, name, tensors[name].to(dev) if name in tensors else None)
+        self.it = int(state["iteration"])
+        for k in ("losses", "psnrs", "ema_psnrs"):
+            setattr(self, k, [[_nan_if_none(v) for v in seq] for seq in state[k]])
+        for k in self._PER_IMAGE:
+            setattr(self, k, list(state[k]))
 
 
 def run_many(
@@ -144,109 +315,60 @@ def run_many(
     backtrack_db: float | None,
     max_rollbacks_in_a_row: int,
     progress: Any = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    settings: Mapping[str, Any] | None = None,
+    must_match: Sequence[str] = (),
 ) -> ManyRun:
     """DIP's loop (the restorer's, iteration by iteration) for N images at once.
 
     z: N x 1 x Cin x H x W input noise; targets: N x 1 x C x h x w; ground_truths: N x 1 x C x H x W
     (float64) or None. One host read per iteration serves all N images' NaN and backtracking checks.
+    With ``checkpoint``, the whole batch is saved every ``checkpoint_every`` iterations and at the
+    end, and resumed from the file when it exists (``settings`` is recorded; ``must_match`` of its
+    keys must equal the file's).
     """
-    n = len(nets)
     eng = StackedDIP(nets, lr, measure)
-    snap = [t.clone() for t in eng.state()]
-    current = ema = oracle = None
-    losses: list[list[float]] = [[] for _ in range(n)]
-    psnrs: list[list[float]] = [[] for _ in range(n)]
-    ema_psnrs: list[list[float]] = [[] for _ in range(n)]
-    best: list[float | None] = [None] * n
-    best_it: list[int | None] = [None] * n
-    last_obs: list[float | None] = [None] * n
-    has_snap = [False] * n
-    in_a_row = [0] * n
-    rollbacks = [0] * n
-    diverged: list[str | None] = [None] * n
-    snap_cur = snap_ema = None
-    alive = torch.ones(n, dtype=torch.bool, device=z.device)
+    loop = _ManyLoop(eng, ground_truths, ema_weight, backtrack_db, max_rollbacks_in_a_row)
+    settings = dict(settings or {}, iterations=iterations)
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        tensors, meta = read_checkpoint(ckpt, MANY_CHECKPOINT_FORMAT, "nasdip restore_many")
+        check_resumable(ckpt, meta, settings, must_match)
+        loop.load(tensors, meta["state"])
+        z = tensors["z"].to(z.device)
+        for j, g in enumerate(generators):
+            g.set_state(tensors[f"rng.{j}"])
+        if progress is not None:
+            progress.update(loop.it)
+
+    def save() -> None:
+        assert ckpt is not None
+        t = loop.tensors()
+        t["z"] = z
+        t.update({f"rng.{j}": g.get_state() for j, g in enumerate(generators)})
+        save_checkpoint(ckpt, t, {"format": MANY_CHECKPOINT_FORMAT, "settings": settings, "state": loop.state()})
+
     t0 = time.perf_counter()
-    it = 0
-    for it in range(1, iterations + 1):
+    start = loop.it
+    while loop.it < iterations and not loop.all_diverged:
         if reg_noise_std > 0:
             noise = torch.stack([torch.randn(z.shape[1:], generator=g, device=z.device) for g in generators])
             x = z + noise * reg_noise_std
         else:
             x = z
-        grads, loss, out = eng.forward_backward(x, targets, extras)
-        finite_out = torch.isfinite(out).flatten(1).all(1)
-        host = torch.stack([loss.double(), finite_out.double()]).tolist()
-        accept_l, rollback_l = [], []
-        for i in range(n):
-            lv, fin = host[0][i], host[1][i] > 0
-            if diverged[i] is not None:
-                accept_l.append(False), rollback_l.append(False)
-                continue
-            losses[i].append(lv)
-            finite = math.isfinite(lv) and fin
-            obs = psnr_from_mse(lv) if finite else math.nan
-            collapsed = backtrack_db is not None and last_obs[i] is not None and obs - last_obs[i] < -backtrack_db
-            if not finite or collapsed:
-                rollbacks[i] += 1
-                in_a_row[i] += 1
-                why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {backtrack_db} dB"
-                if not has_snap[i]:
-                    diverged[i] = f"iteration {it}: {why} before any good state to roll back to; try a lower lr"
-                elif in_a_row[i] > max_rollbacks_in_a_row:
-                    diverged[i] = f"iteration {it}: {in_a_row[i]} rollbacks in a row ({why}); the run does not recover, try a lower lr"
-                accept_l.append(False), rollback_l.append(diverged[i] is None)
-            else:
-                in_a_row[i] = 0
-                last_obs[i] = obs
-                has_snap[i] = True
-                accept_l.append(True), rollback_l.append(False)
-        accept = torch.tensor(accept_l, device=z.device)
-        roll = torch.tensor(rollback_l, device=z.device)
-        with torch.no_grad():
-            # backtracking snapshot = the state before this accepted step, as the restorer keeps it
-            for s, t in zip(snap, eng.state()):
-                s.copy_(_select(accept, t, s))
-            if current is not None:
-                snap_cur = _select(accept, current, snap_cur)
-                snap_ema = _select(accept, ema, snap_ema) if ema is not None else None
-            eng.adam(grads, accept)
-            out = out.detach()
-            current = out.clone() if current is None else _select(accept, out, current)
-            if ema_weight is not None:
-                ema = current.clone() if ema is None else _select(accept, ema * ema_weight + out * (1.0 - ema_weight), ema)
-            if any(rollback_l):
-                for s, t in zip(snap, eng.state()):
-                    t.copy_(_select(roll, s, t))
-                current = _select(roll, snap_cur, current)
-                if ema is not None:
-                    ema = _select(roll, snap_ema, ema)
-            if snap_cur is None:
-                snap_cur, snap_ema = current.clone(), ema.clone() if ema is not None else None
-        if ground_truths is not None:
-            p = psnr_per_image(current, ground_truths).tolist()
-            ep = psnr_per_image(ema, ground_truths).tolist() if ema is not None else [math.nan] * n
-            for i in range(n):
-                if diverged[i] is not None and len(psnrs[i]) >= len(losses[i]):
-                    continue
-                pi, epi = (p[i], ep[i]) if accept_l[i] else (math.nan, math.nan)
-                psnrs[i].append(pi)
-                if ema_weight is not None:
-                    ema_psnrs[i].append(epi)
-                if accept_l[i]:
-                    score = epi if ema is not None else pi
-                    if best[i] is None or score > best[i]:
-                        best[i], best_it[i] = score, it
-                        src = ema if ema is not None else current
-                        oracle = src.clone() if oracle is None else oracle
-                        oracle[i] = src[i]
-        alive &= torch.tensor([d is None for d in diverged], device=z.device)
+        loop.iterate(x, targets, extras)
         if progress is not None:
             progress.update(1)
-        if not bool(alive.any()):
-            break
+        if ckpt is not None and loop.it % checkpoint_every == 0 and loop.it < iterations:
+            save()
+    seconds = time.perf_counter() - t0
+    if ckpt is not None and (loop.it > start or not ckpt.exists()):
+        save()
+    if loop.current is None:
+        raise ValueError("restore_many ran no iteration (iterations must be at least 1)")
     return ManyRun(
-        current=current, ema=ema, oracle=oracle, losses=losses, psnrs=psnrs, ema_psnrs=ema_psnrs,
-        oracle_psnr=best, oracle_iteration=best_it, rollbacks=rollbacks, iterations=it,
-        seconds=time.perf_counter() - t0, diverged=diverged,
+        current=loop.current, ema=loop.ema, oracle=loop.oracle, losses=loop.losses, psnrs=loop.psnrs,
+        ema_psnrs=loop.ema_psnrs, oracle_psnr=loop.best, oracle_iteration=loop.best_it, rollbacks=loop.rollbacks,
+        iterations=loop.it, seconds=seconds, diverged=loop.diverged, iterations_this_call=loop.it - start,
     )

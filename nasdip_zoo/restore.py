@@ -10,7 +10,6 @@ Every random number comes from one ``torch.Generator`` that is checkpointed with
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import time
@@ -23,10 +22,11 @@ import torch
 import torch.nn as nn
 
 from .fastpath import DIPStep, FastPath, resolve_fast
-from .imageio import ImageLike, atomic_write, from_tensor, merge_alpha, split_alpha, to_tensor
+from .imageio import ImageLike, from_tensor, merge_alpha, split_alpha, to_tensor
 from .metrics import psnr_from_mse, psnr_per_image
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
-from .state import copy_into, flatten_optimizer, load_flat_optimizer
+from .state import (check_resumable, copy_into, flatten_optimizer, load_flat_optimizer, read_checkpoint,
+                    save_checkpoint)
 
 __all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
 
@@ -404,13 +404,16 @@ class DIPRestorer:
         ground_truths: "Sequence[ImageLike] | None" = None,
         seeds: "Sequence[int] | None" = None,
         out_channels: int | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 100,
     ) -> list[RestoreResult]:
         """Restore N images of the same size as N independent runs (own network, Adam state, input noise
         and seed; default seeds ``seed, seed+1, ...``) fused into one vmapped program per iteration.
 
         Result ``i`` matches ``DIPRestorer(..., seed=seeds[i]).restore(images[i], ...)`` within float
-        tolerance (always the eager, per-iteration-checked loop; no checkpoint or callback). ``masks``
-        gives each image its own inpainting mask.
+        tolerance (always the eager, per-iteration-checked loop; no callback). ``masks`` gives each
+        image its own inpainting mask. With ``checkpoint=path`` the whole batch is saved every
+        ``checkpoint_every`` iterations and at the end, and resumed from ``path`` when it exists.
         """
         from .many import run_many
 
@@ -439,7 +442,10 @@ class DIPRestorer:
         out_c = int(out_channels or ys[0].shape[1])
         h, w = op0.output_size(tuple(ys[0].shape[-2:]))
         s.update(operator=type(op0).__name__ if task is None else task, scale=getattr(op0, "factor", None),
-                 output_size=[h, w], seeds=seeds, batch=n, fast="restore_many (vmap)")
+                 output_size=[h, w], observation_shape=list(ys[0].shape), seeds=seeds, batch=n,
+                 fast="restore_many (vmap)")
+        if checkpoint is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+            raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
         targets = torch.stack([op.prepare(y.to(dev)) for op, y in zip(ops, ys)])
         if isinstance(op0, Inpainting):
             extras = torch.stack([op.mask.to(dev).expand(1, out_c, h, w) for op in ops])
@@ -470,7 +476,9 @@ class DIPRestorer:
         try:
             run = run_many(nets, torch.stack(zs), gens, targets, measure, extras=extras, ground_truths=gts,
                            iterations=s["iterations"], lr=s["lr"], reg_noise_std=s["reg_noise_std"], ema_weight=s["ema"],
-                           backtrack_db=self.backtrack_db, max_rollbacks_in_a_row=self.max_rollbacks_in_a_row, progress=bar)
+                           backtrack_db=self.backtrack_db, max_rollbacks_in_a_row=self.max_rollbacks_in_a_row, progress=bar,
+                           checkpoint=checkpoint, checkpoint_every=checkpoint_every, settings=s,
+                           must_match=_MUST_MATCH + ("seeds", "batch", "fast"))
         finally:
             if bar is not None:
                 bar.close()
@@ -489,7 +497,8 @@ class DIPRestorer:
                 ema_psnrs=run.ema_psnrs[i] if gts is not None and s["ema"] is not None else None,
                 oracle_psnr=run.oracle_psnr[i], oracle_iteration=run.oracle_iteration[i],
                 oracle_image=back(run.oracle) if gts is not None else None, iterations=run.iterations,
-                seconds=run.seconds, iterations_per_second=run.iterations / run.seconds if run.seconds > 0 else 0.0,
+                seconds=run.seconds,
+                iterations_per_second=run.iterations_this_call / run.seconds if run.seconds > 0 else 0.0,
                 rollbacks=run.rollbacks[i], settings=si,
             ))
         return results
@@ -710,40 +719,13 @@ _MUST_MATCH = ("genotype", "task", "operator", "scale", "lr", "reg_noise_std", "
                "input_scale", "seed", "device", "backtrack_db", "output_size", "observation_shape")
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
 def _save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], settings: dict[str, Any], st: _RunState) -> None:
-    from safetensors.torch import save_file
-
-    meta = {"format": CHECKPOINT_FORMAT, "settings": settings, "state": st.to_json()}
-    text = json.dumps(meta, allow_nan=False)
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    # the metadata inside the one safetensors file is authoritative, so a crash between the two
-    # replaces can never pair tensors with the wrong state; the sidecar is for people and tools
-    atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata={"nasdip": text}))
-    atomic_write(_sidecar(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1), encoding="utf-8"))
+    save_checkpoint(path, tensors, {"format": CHECKPOINT_FORMAT, "settings": settings, "state": st.to_json()})
 
 
 def _load_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("nasdip", "{}"))
-            tensors: dict[str, Any] = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad checkpoint
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a nasdip restore checkpoint")
-    saved = meta["settings"]
-    diff = [k for k in _MUST_MATCH if saved.get(k) != settings.get(k)]
-    if diff:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} != {settings.get(k)!r}" for k in diff)
-        raise ValueError(f"checkpoint {path} belongs to a different run ({detail}); use another path")
-    done = int(meta["state"].get("iteration", 0))
-    if done > settings["iterations"]:
-        raise ValueError(f"checkpoint {path} has already run {done} iterations, more than the {settings['iterations']} asked")
-    tensors["__state__"] = meta["state"]
-    return tensors
+    tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "nasdip restore")
+    check_resumable(path, meta, settings, _MUST_MATCH)
+    out: dict[str, Any] = dict(tensors)
+    out["__state__"] = meta["state"]
+    return out

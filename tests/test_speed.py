@@ -274,6 +274,39 @@ def test_restore_many_equals_separate_runs(task):
             assert (many[0].image - many[1].image).abs().max() > 1e-3  # own seeds: really independent networks
 
 
+def test_restore_many_resumes_bit_exact_from_a_checkpoint(tmp_path, monkeypatch):
+    """An interrupted batch (here: stopped by a smaller iteration count) resumes to the straight run's numbers."""
+    from nasdip_zoo.many import StackedDIP
+
+    calls = []
+    fb = StackedDIP.forward_backward
+    monkeypatch.setattr(StackedDIP, "forward_backward", lambda self, *a: (calls.append(1), fb(self, *a))[1])
+    clean, _ = _many_inputs(n=2, size=16)
+    kw = dict(device="cpu", progress=False, ema=0.9, seed=3)
+    straight = DIPRestorer(_tiny("nasdip-denoise"), iterations=7, **kw).restore_many(clean, ground_truths=clean)
+    ckpt = tmp_path / "many.safetensors"
+    first = DIPRestorer(_tiny("nasdip-denoise"), iterations=4, **kw).restore_many(
+        clean, ground_truths=clean, checkpoint=ckpt, checkpoint_every=2)
+    assert ckpt.exists() and (tmp_path / "many.safetensors.json").exists() and first[0].iterations == 4
+    calls.clear()
+    resumed = DIPRestorer(_tiny("nasdip-denoise"), iterations=7, **kw).restore_many(
+        clean, ground_truths=clean, checkpoint=ckpt, checkpoint_every=2)
+    assert len(calls) == 3  # only the 3 missing iterations ran
+    for a, b in zip(resumed, straight):
+        assert a.iterations == 7 and a.losses == b.losses and a.ema_psnrs == b.ema_psnrs
+        assert torch.equal(a.image, b.image) and torch.equal(a.ema_image, b.ema_image)
+        assert a.oracle_iteration == b.oracle_iteration and torch.equal(a.oracle_image, b.oracle_image)
+    # another batch (other seeds), a single-image checkpoint, or fewer iterations than done: refused
+    with pytest.raises(ValueError, match="different run .*seeds"):
+        DIPRestorer(_tiny("nasdip-denoise"), iterations=7, **kw).restore_many(clean, seeds=[8, 9], checkpoint=ckpt)
+    with pytest.raises(ValueError, match="already run 7 iterations"):
+        DIPRestorer(_tiny("nasdip-denoise"), iterations=5, **kw).restore_many(clean, checkpoint=ckpt)
+    one = tmp_path / "one.safetensors"
+    DIPRestorer(_tiny("nasdip-denoise"), iterations=1, **kw).restore(clean[0], checkpoint=one)
+    with pytest.raises(ValueError, match="not a nasdip restore_many checkpoint"):
+        DIPRestorer(_tiny("nasdip-denoise"), iterations=7, **kw).restore_many(clean, checkpoint=one)
+
+
 def test_restore_many_rejects_mixed_sizes_and_wrong_lengths():
     r = DIPRestorer(_tiny(), iterations=1, device="cpu", progress=False)
     with pytest.raises(ValueError, match="one size"):
