@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .metrics import psnr_from_mse, psnr_per_image
-from .state import check_resumable, read_checkpoint, save_checkpoint
+from .state import check_resumable, from_json_floats, read_checkpoint, save_checkpoint, to_json_floats
 
 __all__ = ["StackedDIP", "ManyRun", "run_many", "MANY_CHECKPOINT_FORMAT"]
 
@@ -133,14 +133,6 @@ class ManyRun:
 
 
 MANY_CHECKPOINT_FORMAT = "nasdip-restore-many-checkpoint/1"
-
-
-def _finite_or_none(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else v
-
-
-def _nan_if_none(v: float | None) -> float:
-    return math.nan if v is None else float(v)
 
 
 class _ManyLoop:
@@ -274,10 +266,10 @@ class _ManyLoop:
     def state(self) -> dict[str, Any]:
         d: dict[str, Any] = {"iteration": self.it}
         for k in ("losses", "psnrs", "ema_psnrs"):
-            d[k] = [[_finite_or_none(v) for v in seq] for seq in getattr(self, k)]
+            d[k] = [to_json_floats(seq) for seq in getattr(self, k)]
         for k in self._PER_IMAGE:
             d[k] = list(getattr(self, k))
-        d["best"] = [_finite_or_none(v) for v in self.best]
+        d["best"] = to_json_floats(self.best)
         return d
 
     def load(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
@@ -294,7 +286,7 @@ class _ManyLoop:
             setattr(self, name, tensors[name].to(dev) if name in tensors else None)
         self.it = int(state["iteration"])
         for k in ("losses", "psnrs", "ema_psnrs"):
-            setattr(self, k, [[_nan_if_none(v) for v in seq] for seq in state[k]])
+            setattr(self, k, [from_json_floats(seq) for seq in state[k]])
         for k in self._PER_IMAGE:
             setattr(self, k, list(state[k]))
 

@@ -25,8 +25,8 @@ from .fastpath import DIPStep, FastPath, resolve_fast
 from .imageio import ImageLike, from_tensor, merge_alpha, split_alpha, to_tensor
 from .metrics import psnr_from_mse, psnr_per_image
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
-from .state import (check_resumable, copy_into, flatten_optimizer, load_flat_optimizer, read_checkpoint,
-                    save_checkpoint)
+from .state import (check_resumable, copy_into, flatten_optimizer, from_json_floats, load_flat_optimizer,
+                    read_checkpoint, save_checkpoint, to_json_floats)
 
 __all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
 
@@ -115,22 +115,16 @@ class _RunState:
         """Plain, standard JSON (NaN of rolled-back iterations becomes null)."""
         d = dict(self.__dict__)
         for k in self._LISTS:
-            d[k] = [None if not math.isfinite(v) else v for v in d[k]]
-        for k in ("last_obs_psnr", "oracle_psnr"):
-            if d[k] is not None and not math.isfinite(d[k]):
-                d[k] = None
+            d[k] = to_json_floats(d[k])
+        d["last_obs_psnr"], d["oracle_psnr"] = to_json_floats([d["last_obs_psnr"], d["oracle_psnr"]])
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "_RunState":
         d = dict(d)
         for k in cls._LISTS:
-            d[k] = [math.nan if v is None else float(v) for v in d.get(k, [])]
+            d[k] = from_json_floats(d.get(k, []))
         return cls(**d)
-
-
-def _nan_if_none(x: float | None) -> float:
-    return float("nan") if x is None else x
 
 
 # ----------------------------------------------------------------------------------------------

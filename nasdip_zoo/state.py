@@ -11,6 +11,7 @@ run's JSON record in its metadata; never a pickle) and a JSON sidecar for people
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,7 +21,7 @@ import torch
 from ._files import atomic_write
 
 __all__ = ["flatten_optimizer", "load_flat_optimizer", "copy_into", "save_checkpoint", "read_checkpoint",
-           "check_resumable"]
+           "check_resumable", "to_json_floats", "from_json_floats"]
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -52,6 +53,16 @@ def copy_into(dst: dict[str, torch.Tensor] | None, src: Mapping[str, torch.Tenso
             dst[k].copy_(v)
         return dst
     return {k: v.detach().clone() for k, v in src.items()}
+
+
+def to_json_floats(values: "Sequence[float | None]") -> list[float | None]:
+    """Floats for standard JSON: NaN/Inf (a rolled-back iteration, a diverged loss) become null."""
+    return [None if v is None or not math.isfinite(v) else v for v in values]
+
+
+def from_json_floats(values: "Sequence[float | None]") -> list[float]:
+    """The inverse of :func:`to_json_floats` for per-iteration records (null becomes NaN)."""
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def _sidecar(path: Path) -> Path:
