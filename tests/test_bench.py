@@ -253,8 +253,13 @@ def test_cpu_preset_t_star_comes_from_held_out_images_within_its_caps():
             t, source = preset.t_star(m, task, 4)
             assert 1 <= t <= preset.max_iterations[task] and "held-out" in source
             assert t != get_preset("full").t_star(m, task)[0]  # never the paper's full-size t*
+    for scale in (2, 8):  # x2/x8 are calibrated for the cpu preset's default SR methods only
+        for m in ("nasdip-sr", "dip-skip"):
+            entry = table["t_star"][f"sr_x{scale}"][m]
+            assert entry["crop"] == preset.crop and set(entry["held_out"]) <= set(HELD_OUT_DEFAULT)
+            assert 1 <= preset.t_star(m, "sr", scale)[0] <= preset.max_iterations["sr"]
     with pytest.raises(ValueError, match="--iterations"):
-        preset.t_star("nasdip-sr", "sr", 8)
+        preset.t_star("nasdip-sr-cell-only", "sr", 8)
 
 
 def test_cli_classical_only_run_and_errors(tmp_path, data_dir, capsys):
