@@ -8,8 +8,11 @@ variant is reported as a ratio against plain eager float32 measured in the same 
 
 FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one eager iteration, forward + backward
 (convolutions and matrix products only: BatchNorm, activations, interpolation and Adam are not
-counted). On CUDA the achieved FLOP/s is compared with the card's dense-convolution peak measured
-here (a large 3x3 convolution, channels-last, fp32 with torch's default TF32, and bf16).
+counted). The achieved FLOP/s is compared with the device's dense-convolution throughput measured
+here the way an iteration uses it (forward + input and weight gradients, channels-last): on CUDA a
+large 3x3 convolution in fp32 (torch's default TF32) and bf16; on CPU the best rate of the zoo's
+3x3 128 -> 128 layer at 16-128 px in fp32 (``--no-flops`` skips both). A measured rate, not the
+hardware's theoretical peak: a whole iteration can come close to it or, on CPU, pass it a little.
 
     PYTHONPATH=. python benchmarks/speed.py --device cpu --genotypes nasdip-sr --sizes 128
     PYTHONPATH=. python benchmarks/speed.py --quick
@@ -173,31 +176,57 @@ def count_flops(problem: Problem) -> int:
     return total
 
 
-def conv_peak(device: torch.device, seconds: float = 10.0) -> dict[str, float]:
-    """The card's dense-convolution throughput (FLOP/s): a 3x3 conv 256->256 on 32x256x128x128, channels-last."""
-    out: dict[str, float] = {}
-    n, c, hw = 32, 256, 128
-    flops = 2.0 * n * c * c * 9 * hw * hw
-    for label, dtype in (("fp32 (TF32 as torch defaults)", torch.float32), ("bf16", torch.bfloat16)):
-        x = torch.randn(n, c, hw, hw, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device=device, dtype=dtype, memory_format=torch.channels_last)
-        with torch.no_grad():
-            for _ in range(3):
-                conv(x)
-            torch.cuda.synchronize(device)
-            times = []
-            t_end = time.perf_counter() + seconds / 2
-            while len(times) < 20 and (len(times) < 3 or time.perf_counter() < t_end):
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s.record()
-                conv(x)
-                e.record()
-                e.synchronize()
-                times.append(s.elapsed_time(e) / 1000.0)
-        out[label] = flops / statistics.median(times)
-        del x, conv
+FP32_PEAK = {"cuda": "fp32 (TF32 as torch defaults)", "cpu": "fp32"}
+
+
+def _conv_rate(device: torch.device, dtype: torch.dtype, n: int, c: int, hw: int, seconds: float) -> float:
+    """FLOP/s of one 3x3 convolution c -> c on n x c x hw x hw, forward + input and weight gradients."""
+    cuda = device.type == "cuda"
+    x = torch.randn(n, c, hw, hw, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    g = torch.randn_like(x)
+    conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device=device, dtype=dtype, memory_format=torch.channels_last)
+
+    def fwd_bwd() -> None:
+        conv(x).backward(g)
+        x.grad = None
+        conv.weight.grad = None
+
+    for _ in range(3):
+        fwd_bwd()
+    if cuda:
+        torch.cuda.synchronize(device)
+    times: list[float] = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < 20 and (len(times) < 3 or time.perf_counter() < t_end):
+        if cuda:
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            fwd_bwd()
+            e.record()
+            e.synchronize()
+            times.append(s.elapsed_time(e) / 1000.0)
+        else:
+            t0 = time.perf_counter()
+            fwd_bwd()
+            times.append(time.perf_counter() - t0)
+    del x, g, conv
+    if cuda:
         torch.cuda.empty_cache()
-    return out
+    return 3 * 2.0 * n * c * c * 9 * hw * hw / statistics.median(times)
+
+
+def conv_peak(device: torch.device, seconds: float = 10.0) -> dict[str, float]:
+    """The device's dense-convolution throughput (FLOP/s) as an iteration uses it: 3x3 convolutions,
+    forward + backward (input and weight gradients, 3x the forward FLOPs), channels-last, median of runs.
+
+    CUDA: 256->256 channels on 32x256x128x128, fp32 (TF32 as torch defaults) and bf16. CPU: fp32, the
+    best of the zoo's own 128->128 layer at 16, 32, 64 and 128 px (oneDNN's rate depends on the size).
+    """
+    if device.type == "cuda":
+        return {FP32_PEAK["cuda"]: _conv_rate(device, torch.float32, 32, 256, 128, seconds / 2),
+                "bf16": _conv_rate(device, torch.bfloat16, 32, 256, 128, seconds / 2)}
+    return {FP32_PEAK["cpu"]: max(_conv_rate(device, torch.float32, 1, 128, hw, seconds / 4) for hw in (16, 32, 64, 128))}
 
 
 # ------------------------------------------------------------------------------------ measurement
@@ -344,8 +373,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["CPU peak memory is the sampled increase of the process's resident set during a variant's "
                   "construction and warm-up: approximate, and 0 when memory freed by earlier variants is reused.", ""]
     if report.get("conv_peak_flops"):
-        lines.append("Measured dense-convolution peak: " + ", ".join(
-            f"{k}: {v / 1e12:.1f} TFLOP/s" for k, v in report["conv_peak_flops"].items()))
+        lines.append("Measured dense-convolution peak (3x3 convolution, forward + backward, channels-last; see the script's docstring): "
+                     + ", ".join(f"{k}: {v / 1e12:.3f} TFLOP/s" for k, v in report["conv_peak_flops"].items()))
         lines.append("")
     lines += ["| genotype | size | variant | ms/iter | iters/s | speed-up | peak memory | GFLOP/iter | TFLOP/s | % of peak |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -424,8 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, out / f"{stem}.md")
 
     t_start = time.monotonic()
-    if device.type == "cuda":
-        report["conv_peak_flops"] = conv_peak(device)
+    if not args.no_flops:
+        report["conv_peak_flops"] = conv_peak(device, seconds=2.0 if args.quick else 10.0)
         write()
     for s in ([] if args.many_only else args.sizes):  # every genotype at the first size before the next size
         for g in args.genotypes:
@@ -442,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
                     r["achieved_tflops"] = round(achieved / 1e12, 3)
                     peaks = report.get("conv_peak_flops")
                     if peaks:
-                        key = "bf16" if "bf16" in r["variant"] or "fp16" in r["variant"] else "fp32 (TF32 as torch defaults)"
+                        low = "bf16" in r["variant"] or "fp16" in r["variant"]
+                        key = "bf16" if low else FP32_PEAK.get(device.type, FP32_PEAK["cuda"])
                         r["fraction_of_peak_pct"] = round(100.0 * achieved / peaks[key], 1)
             report["rows"] += rows
             print(markdown({**report, "rows": rows, "many": [], "skipped": []}).split("\n\n")[-1], flush=True)

@@ -459,3 +459,25 @@ def test_separable_upsampling_output_is_not_a_view():
         assert y._base is None
         torch.nn.functional.leaky_relu_(y, 0.2).sum().backward()
         assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_speed_script_quick_report(tmp_path):
+    """benchmarks/speed.py --quick writes a report whose rows carry what issue 7 asks (no timing asserted)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+    spec = importlib.util.spec_from_file_location("nasdip_speed_script", path)
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    assert speed.main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--tag", "t"]) == 0
+    (report_file,) = tmp_path.glob("speed-cpu-*-t.json")
+    report = json.loads(report_file.read_text())
+    assert set(report["conv_peak_flops"]) == {"fp32"} and report["conv_peak_flops"]["fp32"] > 1e9
+    rows = {r["variant"]: r for r in report["rows"]}
+    assert list(rows) == ["eager", "cl", "sync25"] and rows["eager"]["speedup_vs_eager"] == 1.0
+    for r in rows.values():
+        assert "error" not in r and r["ms_per_iter"] > 0 and len(r["ms_all"]) == 3
+        assert r["flops"] > 1e8 and 0 < r["fraction_of_peak_pct"] < 1000
+    assert "| % of peak |" in (tmp_path / report_file.name.replace(".json", ".md")).read_text()
