@@ -170,6 +170,10 @@ def test_separable_upsampling_is_torchs_interpolation(mode):
         assert b.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
         g = torch.randn_like(a)
         torch.testing.assert_close(torch.autograd.grad(b, x, g)[0], torch.autograd.grad(a, x, g)[0], atol=1e-13, rtol=0)
+    x3 = torch.randn(3, 5, 7, dtype=torch.float64, requires_grad=True)  # an unbatched C x H x W image too
+    torch.testing.assert_close(SeparableUpsample2x(mode)(x3), F.interpolate(x3[None], scale_factor=2, mode=mode)[0],
+                               atol=1e-14, rtol=0)
+    assert torch.autograd.gradcheck(SeparableUpsample2x(mode), (torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True),))
     name = "nasdip-sr" if mode == "bicubic" else "dip-skip"
     net = build_nasdip(get_genotype(name).replace(channels=8, skip_channels=8 if mode == "bicubic" else 4), 8, 3).double()
     z = torch.rand(1, 8, 32, 32, dtype=torch.float64)
