@@ -15,7 +15,6 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -23,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .metrics import psnr_from_mse, psnr_per_image
-from .state import check_resumable, from_json_floats, read_checkpoint, save_checkpoint, to_json_floats
+from .state import (check_resumable, checkpoint_path, from_json_floats, read_checkpoint, save_checkpoint,
+                    to_json_floats)
 
 __all__ = ["StackedDIP", "ManyRun", "run_many", "MANY_CHECKPOINT_FORMAT"]
 
@@ -323,7 +323,7 @@ def run_many(
     eng = StackedDIP(nets, lr, measure)
     loop = _ManyLoop(eng, ground_truths, ema_weight, backtrack_db, max_rollbacks_in_a_row)
     settings = dict(settings or {}, iterations=iterations)
-    ckpt = Path(checkpoint) if checkpoint is not None else None
+    ckpt = checkpoint_path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
         tensors, meta = read_checkpoint(ckpt, MANY_CHECKPOINT_FORMAT, "nasdip restore_many")
         check_resumable(ckpt, meta, settings, must_match)

@@ -25,8 +25,8 @@ from .fastpath import DIPStep, FastPath, resolve_fast
 from .imageio import ImageLike, from_tensor, merge_alpha, split_alpha, to_tensor
 from .metrics import psnr_from_mse, psnr_per_image
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
-from .state import (check_resumable, copy_into, flatten_optimizer, from_json_floats, load_flat_optimizer,
-                    read_checkpoint, save_checkpoint, to_json_floats)
+from .state import (check_resumable, checkpoint_path, copy_into, flatten_optimizer, from_json_floats,
+                    load_flat_optimizer, read_checkpoint, save_checkpoint, to_json_floats)
 
 __all__ = ["DIPRestorer", "RestoreResult", "RestorationDiverged", "resolve_device", "CHECKPOINT_FORMAT"]
 
@@ -302,7 +302,7 @@ class DIPRestorer:
         oracle: torch.Tensor | None = None
         snap: dict[str, torch.Tensor] | None = None
 
-        ckpt = Path(checkpoint) if checkpoint is not None else None
+        ckpt = checkpoint_path(checkpoint) if checkpoint is not None else None
         if ckpt is not None and ckpt.exists():
             loaded = _load_checkpoint(ckpt, s)
             net.load_state_dict({k[4:]: v for k, v in loaded.items() if k.startswith("net.")})

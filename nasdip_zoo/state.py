@@ -21,7 +21,7 @@ import torch
 from ._files import atomic_write
 
 __all__ = ["flatten_optimizer", "load_flat_optimizer", "copy_into", "save_checkpoint", "read_checkpoint",
-           "check_resumable", "to_json_floats", "from_json_floats"]
+           "check_resumable", "checkpoint_path", "to_json_floats", "from_json_floats"]
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -63,6 +63,18 @@ def to_json_floats(values: "Sequence[float | None]") -> list[float | None]:
 def from_json_floats(values: "Sequence[float | None]") -> list[float]:
     """The inverse of :func:`to_json_floats` for per-iteration records (null becomes NaN)."""
     return [math.nan if v is None else float(v) for v in values]
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, refused before a run starts (not at its first save, minutes later) when its
+    folder is missing or it names a folder."""
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"checkpoint folder {folder} does not exist; create it or choose another path")
+    if p.is_dir():
+        raise ValueError(f"checkpoint {p} is a folder; give a file path such as {p / 'run.safetensors'}")
+    return p
 
 
 def _sidecar(path: Path) -> Path:

@@ -178,6 +178,23 @@ def test_resume_equals_uninterrupted(tmp_path):
         DIPRestorer(tiny(), iterations=12, seed=6, progress=False).restore(img, checkpoint=ckpt)
 
 
+def test_bad_checkpoint_path_is_refused_before_any_iteration(tmp_path, monkeypatch):
+    """A missing folder or a folder path fails at once, not at the first save minutes into the run."""
+    from nasdip_zoo.fastpath import DIPStep
+
+    ran = []
+    fb = DIPStep.forward_backward
+    monkeypatch.setattr(DIPStep, "forward_backward", lambda self, x: (ran.append(1), fb(self, x))[1])
+    r = DIPRestorer(tiny(), iterations=3, progress=False)
+    with pytest.raises(ValueError, match="checkpoint folder .*nope does not exist; create it"):
+        r.restore(_img(), checkpoint=tmp_path / "nope" / "run.safetensors")
+    with pytest.raises(ValueError, match="is a folder; give a file path"):
+        r.restore(_img(), checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="checkpoint folder .*nope does not exist"):
+        r.restore_many([_img(), _img()], checkpoint=tmp_path / "nope" / "many.safetensors")
+    assert ran == []
+
+
 def test_checkpoint_has_no_pickle(tmp_path):
     from safetensors import safe_open
 
