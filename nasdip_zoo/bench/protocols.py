@@ -82,13 +82,15 @@ def center_crop(arr: np.ndarray, size: int | None) -> np.ndarray:
     return arr[top : top + size, left : left + size]
 
 
-def _crop_box(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:
-    """DIP's ``crop_image``: the centred box of the largest size divisible by ``multiple``."""
+def _dip_crop(arr: np.ndarray, size: int | None, multiple: int = 32) -> np.ndarray:
+    """DIP's ``crop_image`` (the centred box of the largest size divisible by ``multiple``), then the
+    preset's centre ``size`` crop, as a contiguous array; arrays of one H x W get the same box."""
+    h, w = arr.shape[:2]
     nh, nw = h - h % multiple, w - w % multiple
     if nh == 0 or nw == 0:
         raise ValueError(f"image of size {h}x{w} is smaller than {multiple}x{multiple}")
     top, left = (h - nh) // 2, (w - nw) // 2
-    return top, left, nh, nw
+    return np.ascontiguousarray(center_crop(arr[top : top + nh, left : left + nw], size))
 
 
 def _seed_for(name: str, seed: int) -> int:
@@ -168,9 +170,7 @@ class SRProtocol(Protocol):
         from ..operators import lanczos_lr
 
         p = Path(path)
-        hr = _load(p, "RGB")
-        t, l, h, w = _crop_box(*hr.shape[:2], 32)
-        hr = center_crop(hr[t : t + h, l : l + w], self.crop)
+        hr = _dip_crop(_load(p, "RGB"), self.crop)
         hr8 = Image.fromarray(np.round(hr * 255.0).astype(np.uint8))  # exact 8-bit pixels, as DIP resizes them
         lr = np.asarray(lanczos_lr(hr8, self.scale), dtype=np.float32) / 255.0
         return Sample(p.stem, hr, lr, "sr", scale=self.scale, info={"hr_size": list(hr.shape[:2]), "lr_size": list(lr.shape[:2])})
@@ -213,9 +213,7 @@ class DenoiseProtocol(Protocol):
         from ..operators import add_gaussian_noise
 
         p = Path(path)
-        gt = _load(p, "RGB")
-        t, l, h, w = _crop_box(*gt.shape[:2], 32)
-        gt = np.ascontiguousarray(center_crop(gt[t : t + h, l : l + w], self.crop))
+        gt = _dip_crop(_load(p, "RGB"), self.crop)
         noise_seed = _seed_for(p.stem, seed)
         noisy = np.asarray(add_gaussian_noise(gt, self.sigma, seed=noise_seed), dtype=np.float32)
         return Sample(p.stem, gt, noisy, "denoise", info={"noise_seed": noise_seed, "sigma": self.sigma})
@@ -276,9 +274,7 @@ class InpaintProtocol(Protocol):
             mask = self._published_mask(p)
             if mask.shape != (h, w):
                 raise ValueError(f"published mask of {p.stem} is {mask.shape}, the image {(h, w)}")
-        t, l, ch, cw = _crop_box(h, w, 32)
-        gt = np.ascontiguousarray(center_crop(gt[t : t + ch, l : l + cw], self.crop))
-        mask = np.ascontiguousarray(center_crop(mask[t : t + ch, l : l + cw], self.crop))
+        gt, mask = _dip_crop(gt, self.crop), _dip_crop(mask, self.crop)  # one H x W: the same box
         obs = gt * mask[..., None]
         return Sample(p.stem, gt, obs, "inpaint", mask=mask, info={"kept_fraction": float(mask.mean()), "masks": self.masks})
 
