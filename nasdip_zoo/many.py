@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .metrics import psnr_from_mse, psnr_per_image
+from .backtrack import judge, keeps_failing, no_good_state
+from .metrics import psnr_per_image
 from .state import (check_resumable, checkpoint_path, from_json_floats, read_checkpoint, save_checkpoint,
                     to_json_floats)
 
@@ -182,19 +183,14 @@ class _ManyLoop:
                 accept_l.append(False), rollback_l.append(False)
                 continue
             self.losses[i].append(lv)
-            finite = math.isfinite(lv) and fin
-            obs = psnr_from_mse(lv) if finite else math.nan
-            last = self.last_obs[i]
-            collapsed = bd is not None and last is not None and obs - last < -bd
-            if not finite or collapsed:
+            obs, why = judge(lv, fin, self.last_obs[i], bd)
+            if why is not None:
                 self.rollbacks[i] += 1
                 self.in_a_row[i] += 1
-                why = "NaN/Inf in the output or loss" if not finite else f"a drop of more than {bd} dB"
                 if not self.has_snap[i]:
-                    self.diverged[i] = f"iteration {it}: {why} before any good state to roll back to; try a lower lr"
+                    self.diverged[i] = no_good_state(it, why)
                 elif self.in_a_row[i] > self.max_in_a_row:
-                    self.diverged[i] = (f"iteration {it}: {self.in_a_row[i]} rollbacks in a row ({why}); "
-                                        "the run does not recover, try a lower lr")
+                    self.diverged[i] = keeps_failing(it, self.in_a_row[i], why)
                 accept_l.append(False), rollback_l.append(self.diverged[i] is None)
             else:
                 self.in_a_row[i] = 0

@@ -21,9 +21,10 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from .backtrack import judge, keeps_failing, no_good_state
 from .fastpath import DIPStep, FastPath, resolve_fast
 from .imageio import ImageLike, from_tensor, merge_alpha, split_alpha, to_tensor
-from .metrics import psnr_from_mse, psnr_per_image
+from .metrics import psnr_per_image
 from .operators import Denoising, Inpainting, Operator, SuperResolution, as_operator
 from .state import (check_resumable, checkpoint_path, copy_into, flatten_optimizer, from_json_floats,
                     load_flat_optimizer, read_checkpoint, save_checkpoint, to_json_floats)
@@ -520,19 +521,14 @@ def _postfix(st: _RunState, has_gt: bool, ema_w: float | None) -> dict[str, Any]
     return post
 
 
-def _why(finite: bool, backtrack_db: float | None) -> str:
-    return "NaN/Inf in the output or loss" if not finite else f"a drop of more than {backtrack_db} dB"
-
-
 def _check_rollback(st: _RunState, why: str, can_roll_back: bool, max_in_a_row: int) -> None:
     """Count a rollback; raise when there is nothing to roll back to or the run keeps failing."""
     st.rollbacks += 1
     st.in_a_row += 1
     if not can_roll_back:
-        raise RestorationDiverged(f"iteration {st.iteration}: {why} before any good state to roll back to; try a lower lr")
+        raise RestorationDiverged(no_good_state(st.iteration, why))
     if st.in_a_row > max_in_a_row:
-        raise RestorationDiverged(
-            f"iteration {st.iteration}: {st.in_a_row} rollbacks in a row ({why}); the run does not recover, try a lower lr")
+        raise RestorationDiverged(keeps_failing(st.iteration, st.in_a_row, why))
 
 
 class _Eager:
@@ -555,15 +551,13 @@ class _Eager:
         st, step = self.st, self.step
         out, loss = step.forward_backward(net_input)
         lv = float(loss.detach())
-        finite = math.isfinite(lv) and bool(torch.isfinite(out).all())
-        obs_psnr = psnr_from_mse(lv) if finite else math.nan
-        bd = self.backtrack_db
-        collapsed = bd is not None and st.last_obs_psnr is not None and obs_psnr - st.last_obs_psnr < -bd
+        obs_psnr, why = judge(lv, math.isfinite(lv) and bool(torch.isfinite(out).all()), st.last_obs_psnr,
+                              self.backtrack_db)
         st.losses.append(lv)
-        rolled_back = not finite or collapsed
+        rolled_back = why is not None
         p = ep = math.nan
-        if rolled_back:
-            _check_rollback(st, _why(finite, bd), self.snap is not None, self.max_in_a_row)
+        if why is not None:
+            _check_rollback(st, why, self.snap is not None, self.max_in_a_row)
             snap = self.snap
             assert snap is not None
             step.net.load_state_dict({k[4:]: v for k, v in snap.items() if k.startswith("net.")})
@@ -652,7 +646,7 @@ class _Deferred:
 
     def flush(self) -> int:
         """Read the pending iterations, check them, accept or roll back the block; returns its length."""
-        st, bd = self.st, self.backtrack_db
+        st = self.st
         rows = torch.stack(self.pending).tolist()
         best, best_it = float(self.best), int(self.best_it)
         self.pending.clear()
@@ -661,10 +655,9 @@ class _Deferred:
         last = st.last_obs_psnr
         for j, (lv, fin, p, ep) in enumerate(rows):
             st.losses.append(lv)
-            finite = math.isfinite(lv) and fin > 0
-            obs = psnr_from_mse(lv) if finite else math.nan
-            if why is None and (not finite or (bd is not None and last is not None and obs - last < -bd)):
-                why, first_bad = _why(finite, bd), j
+            obs, bad = judge(lv, fin > 0, last, self.backtrack_db)
+            if why is None and bad is not None:
+                why, first_bad = bad, j
             if why is None:
                 last = obs
             if self.gt is not None:

@@ -366,3 +366,19 @@ def test_rollback_restores_weights_and_optimiser_exactly():
     assert faulty.losses[:5] == clean.losses[:5]
     assert faulty.losses[6] == clean.losses[4]
     assert faulty.losses[7] == clean.losses[5]
+
+
+def test_backtracking_rule_shared_by_every_loop():
+    """judge(): non-finite -> rollback; a PSNR drop of more than backtrack_db -> rollback; else accepted."""
+    import math
+
+    from nasdip_zoo.backtrack import judge, keeps_failing, no_good_state
+    from nasdip_zoo.metrics import psnr_from_mse
+
+    assert judge(math.nan, True, None, 5.0) == (pytest.approx(math.nan, nan_ok=True), "NaN/Inf in the output or loss")
+    assert judge(0.01, False, 20.0, 5.0)[1] == "NaN/Inf in the output or loss"
+    assert judge(0.01, True, None, 5.0) == (psnr_from_mse(0.01), None)  # 20 dB, nothing to compare with yet
+    assert judge(0.01, True, 25.5, 5.0)[1] == "a drop of more than 5.0 dB"  # 20 < 25.5 - 5
+    assert judge(0.01, True, 24.9, 5.0)[1] is None and judge(0.01, True, 99.0, None)[1] is None
+    assert no_good_state(3, "x") == "iteration 3: x before any good state to roll back to; try a lower lr"
+    assert keeps_failing(9, 21, "x") == "iteration 9: 21 rollbacks in a row (x); the run does not recover, try a lower lr"
